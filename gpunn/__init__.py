@@ -1,0 +1,19 @@
+"""gpunn: multi-layer perceptrons with scikit-learn's API, fast on GPUs and CPUs.
+
+Swap the import and keep your code::
+
+    from gpunn import MLPClassifier
+    clf = MLPClassifier(hidden_layer_sizes=(5, 2), activation="logistic")
+    clf.fit(X_train, y_train).predict(X_test)
+
+The same model scikit-learn would give (same parameters, same ``random_state``), trained
+on an NVIDIA GPU through CuPy when one is present, else on the CPU through NumPy.
+``gpunn.info()`` says which backend runs and why; ``backend="numpy" | "cupy" | "auto"``
+(or the ``GPUNN_BACKEND`` environment variable) chooses.
+"""
+
+from .backends import get_backend, info
+
+__version__ = "0.1.0"
+
+__all__ = ["get_backend", "info", "__version__"]

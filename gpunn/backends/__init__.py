@@ -1,0 +1,130 @@
+"""Choosing a backend: ``get_backend("auto" | "numpy" | "cupy")`` and ``GPUNN_BACKEND``.
+
+Nothing here touches CUDA at import time: CuPy is imported and the device probed only
+when a backend is first asked for, and ``"auto"`` never raises.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .base import Backend, UpdateHyper
+from .numpy_backend import NumpyBackend
+
+BACKEND_NAMES = ("auto", "numpy", "cupy")
+ENV_VAR = "GPUNN_BACKEND"
+
+_instances: dict[str, Backend] = {}
+_last_choice: dict[str, str] = {}
+
+
+class BackendUnavailableError(RuntimeError):
+    """A backend was asked for by name but cannot run on this machine."""
+
+
+def cupy_status() -> tuple[bool, str]:
+    """Whether the CuPy backend can run here, and why (or why not). Never raises."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return False, (
+            f"CuPy is not installed ({exc}); install gpunn[cuda13] or gpunn[cuda12] "
+            "to match your CUDA driver"
+        )
+    except Exception as exc:  # a broken CUDA install can fail in many ways at import
+        return False, f"CuPy failed to import: {exc}"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return False, f"CuPy {cupy.__version__} found no usable CUDA driver or device: {exc}"
+    if count < 1:
+        return False, f"CuPy {cupy.__version__} is installed but no CUDA device is visible"
+    return True, f"CuPy {cupy.__version__} with {count} CUDA device(s)"
+
+
+def _make(name: str) -> Backend:
+    if name not in _instances:
+        if name == "numpy":
+            _instances[name] = NumpyBackend()
+        else:
+            from .cupy_backend import CupyBackend
+
+            _instances[name] = CupyBackend()
+    return _instances[name]
+
+
+def get_backend(name: str | Backend | None = None) -> Backend:
+    """Return a backend instance.
+
+    Parameters
+    ----------
+    name : {"auto", "numpy", "cupy"}, Backend instance or None
+        None reads the ``GPUNN_BACKEND`` environment variable (default ``"auto"``).
+        ``"auto"`` picks CuPy when it imports and sees a CUDA device, else NumPy.
+        Asking for ``"cupy"`` where it cannot run raises ``BackendUnavailableError``
+        saying why and how to fix it.
+    """
+    if isinstance(name, Backend):
+        return name
+    requested = name if name is not None else os.environ.get(ENV_VAR, "auto")
+    key = str(requested).strip().lower()
+    if key not in BACKEND_NAMES:
+        source = f"environment variable {ENV_VAR}" if name is None else "backend"
+        raise ValueError(
+            f"Unknown {source} {requested!r}; expected one of {', '.join(BACKEND_NAMES)}."
+        )
+    if key == "numpy":
+        _last_choice.update(name="numpy", reason="asked for by name")
+        return _make("numpy")
+    ok, why = cupy_status()
+    if key == "cupy":
+        if not ok:
+            raise BackendUnavailableError(
+                f"The 'cupy' backend cannot run here: {why}. "
+                "Use backend='numpy' (or 'auto') to train on the CPU."
+            )
+        _last_choice.update(name="cupy", reason=f"asked for by name; {why}")
+        return _make("cupy")
+    if ok:
+        try:
+            backend = _make("cupy")
+        except Exception as exc:  # "auto" must never raise
+            _last_choice.update(name="numpy", reason=f"CuPy backend failed to start: {exc}")
+            return _make("numpy")
+        _last_choice.update(name="cupy", reason=f"auto: {why}")
+        return backend
+    _last_choice.update(name="numpy", reason=f"auto: {why}")
+    return _make("numpy")
+
+
+def info() -> dict[str, Any]:
+    """What gpunn would run on here: the chosen backend, why, and each backend's status."""
+    chosen = get_backend()
+    ok, why = cupy_status()
+    return {
+        "backend": chosen.name,
+        "reason": _last_choice.get("reason", ""),
+        "device": chosen.device_info(),
+        "backends": {
+            "numpy": (True, "always available"),
+            "cupy": (ok, why),
+        },
+    }
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that can run on this machine."""
+    return ["numpy"] + (["cupy"] if cupy_status()[0] else [])
+
+
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "NumpyBackend",
+    "UpdateHyper",
+    "available_backends",
+    "cupy_status",
+    "get_backend",
+    "info",
+]

@@ -1,0 +1,231 @@
+"""NumPy backend: the CPU implementation of the contract and the reference for all others.
+
+Each op is written as the same sequence of NumPy operations scikit-learn performs, so
+float64 training agrees with scikit-learn to rounding. Temporaries come from a small
+scratch cache keyed by shape and dtype, so a training step allocates nothing after the
+first batch of each size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, xlogy
+
+from .base import ACTIVATIONS, OUTPUT_LOSSES, UPDATE_RULES, Backend, UpdateHyper
+
+
+class NumpyBackend(Backend):
+    """CPU backend on NumPy and the machine's BLAS."""
+
+    name = "numpy"
+
+    def __init__(self) -> None:
+        self._scratch_cache: dict[tuple, np.ndarray] = {}
+
+    def _scratch(self, slot: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A reusable temporary for ``slot``; its contents are undefined on return."""
+        key = (slot, shape, np.dtype(dtype))
+        buf = self._scratch_cache.get(key)
+        if buf is None:
+            buf = self._scratch_cache[key] = np.empty(shape, dtype)
+        return buf
+
+    # -- memory -------------------------------------------------------------------------
+    def asarray(self, x, dtype=None):
+        return np.ascontiguousarray(x, dtype=dtype)
+
+    def to_numpy(self, x):
+        return np.asarray(x)
+
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype)
+
+    def zeros(self, shape, dtype):
+        return np.zeros(shape, dtype)
+
+    def take_rows(self, x, idx, out):
+        view = out[: len(idx)]
+        np.take(x, idx, axis=0, out=view)
+        return view
+
+    # -- linear algebra -----------------------------------------------------------------
+    def matmul(self, a, b, out, transpose_a=False, transpose_b=False):
+        return np.matmul(a.T if transpose_a else a, b.T if transpose_b else b, out=out)
+
+    def col_sum(self, x, out):
+        return np.sum(x, axis=0, out=out)
+
+    # -- activations --------------------------------------------------------------------
+    def bias_act(self, z, bias, activation, out):
+        np.add(z, bias, out=out)
+        return _apply_activation(activation, out)
+
+    def act_grad(self, delta, a, activation):
+        if activation == "identity":
+            return delta
+        tmp = self._scratch("act_grad", a.shape, a.dtype)
+        if activation == "logistic":  # delta *= a; delta *= 1 - a
+            delta *= a
+            np.subtract(1, a, out=tmp)
+        elif activation == "tanh":  # delta *= 1 - a**2
+            np.multiply(a, a, out=tmp)
+            np.subtract(1, tmp, out=tmp)
+        elif activation == "relu":  # delta[a == 0] = 0 (a >= 0 after relu)
+            np.greater(a, 0, out=tmp)
+        else:
+            raise ValueError(f"no derivative for activation {activation!r}")
+        delta *= tmp
+        return delta
+
+    def sigmoid(self, z, out):
+        return expit(z, out=out)
+
+    def softmax(self, z, out):
+        row = self._scratch("row", (z.shape[0], 1), z.dtype)
+        np.max(z, axis=1, keepdims=True, out=row)
+        np.subtract(z, row, out=out)
+        np.exp(out, out=out)
+        np.sum(out, axis=1, keepdims=True, out=row)
+        out /= row
+        return out
+
+    # -- loss ---------------------------------------------------------------------------
+    def loss_grad(self, output, z, y, delta, acc, scale=1.0, sample_weight=None):
+        if output not in OUTPUT_LOSSES:
+            raise ValueError(f"unknown output {output!r}; expected one of {list(OUTPUT_LOSSES)}")
+        tmp = self._scratch("loss", z.shape, z.dtype)
+        # delta = f(z), then the per-element loss into tmp, from f(z) and y.
+        if output == "softmax":
+            self.softmax(z, delta)
+        else:
+            np.copyto(delta, z)
+            _apply_activation(output, delta)
+        if output in ("softmax", "logistic"):
+            eps = np.finfo(z.dtype).eps
+            np.clip(delta, eps, 1 - eps, out=tmp)
+            if output == "softmax":  # -y log p
+                np.log(tmp, out=tmp)
+                tmp *= y
+                np.negative(tmp, out=tmp)
+            else:  # -(y log p + (1 - y) log(1 - p)), with xlogy's 0 log 0 = 0
+                neg_p = self._scratch("loss_neg_p", z.shape, z.dtype)
+                neg_y = self._scratch("loss_neg_y", z.shape, z.dtype)
+                np.subtract(1, tmp, out=neg_p)
+                np.subtract(1, y, out=neg_y)
+                xlogy(neg_y, neg_p, out=neg_p)
+                xlogy(y, tmp, out=tmp)
+                tmp += neg_p
+                np.negative(tmp, out=tmp)
+        elif output == "identity":  # 0.5 (f - y)**2, averaged over outputs below
+            np.subtract(y, delta, out=tmp)
+            np.multiply(tmp, tmp, out=tmp)
+            tmp *= 0.5 / z.shape[1]
+        else:  # exp: y log(y / p) - y + p
+            np.divide(y, delta, out=tmp)
+            xlogy(y, tmp, out=tmp)
+            tmp -= y
+            tmp += delta
+        per_sample = self._scratch("per_sample", (z.shape[0],), z.dtype)
+        np.sum(tmp, axis=1, out=per_sample)
+        if sample_weight is None:
+            loss = float(per_sample.sum(dtype=np.float64))
+        else:
+            loss = float(np.dot(per_sample, sample_weight))
+        acc[0] += scale * loss
+        delta -= y
+        if sample_weight is not None:
+            delta *= sample_weight[:, None]
+        return delta
+
+    def sum_squares(self, x, acc, scale):
+        acc[0] += scale * float(np.dot(x, x))
+        return acc
+
+    # -- optimizer ----------------------------------------------------------------------
+    def finish_grad(self, params, grads, hyper):
+        if hyper.l2:
+            nw = hyper.n_weights
+            tmp = self._scratch("l2", (nw,), params.dtype)
+            np.multiply(params[:nw], hyper.l2, out=tmp)
+            grads[:nw] += tmp
+        grads /= hyper.grad_scale
+        return grads
+
+    def fused_update(self, rule, params, grads, state, hyper):
+        if rule not in UPDATE_RULES:
+            raise ValueError(f"unknown update rule {rule!r}; expected one of {list(UPDATE_RULES)}")
+        g = self.finish_grad(params, grads, hyper)
+        step = self._scratch("step", params.shape, params.dtype)
+        if rule == "sgd":
+            (velocity,) = state
+            lr_g = self._scratch("lr_g", params.shape, params.dtype)
+            np.multiply(g, hyper.lr, out=lr_g)
+            velocity *= hyper.momentum
+            velocity -= lr_g
+            if hyper.nesterov:
+                np.multiply(velocity, hyper.momentum, out=step)
+                step -= lr_g
+                params += step
+            else:
+                params += velocity
+        else:
+            m, v = state
+            m *= hyper.beta_1
+            np.multiply(g, 1 - hyper.beta_1, out=step)
+            m += step
+            v *= hyper.beta_2
+            np.multiply(g, g, out=step)
+            step *= 1 - hyper.beta_2
+            v += step
+            denom = self._scratch("denom", params.shape, params.dtype)
+            np.sqrt(v, out=denom)
+            denom += hyper.epsilon
+            np.multiply(m, -hyper.lr, out=step)
+            step /= denom
+            params += step
+
+    # -- checks and device --------------------------------------------------------------
+    def all_finite(self, x):
+        return bool(np.isfinite(x).all())
+
+    def read_scalar(self, acc):
+        return float(acc[0])
+
+    def synchronize(self):
+        pass
+
+    def device_info(self):
+        import platform
+
+        info = {"device": f"CPU ({platform.processor() or platform.machine()})"}
+        try:
+            from threadpoolctl import threadpool_info
+
+            blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+            if blas:
+                info["blas"] = f"{blas[0]['internal_api']} {blas[0]['version']}"
+                info["threads"] = blas[0]["num_threads"]
+        except ImportError:
+            pass
+        info["numpy"] = np.__version__
+        return info
+
+
+def _apply_activation(activation: str, x: np.ndarray) -> np.ndarray:
+    """Elementwise activation in place, with the same NumPy/SciPy calls scikit-learn uses."""
+    if activation == "identity":
+        pass
+    elif activation == "logistic":
+        expit(x, out=x)
+    elif activation == "tanh":
+        np.tanh(x, out=x)
+    elif activation == "relu":
+        np.maximum(x, 0, out=x)
+    elif activation == "exp":
+        np.exp(x, out=x)
+    else:
+        raise ValueError(f"unknown activation {activation!r}; expected one of {list(ACTIVATIONS)}")
+    return x
+
