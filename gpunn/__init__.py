@@ -10,10 +10,25 @@ The same model scikit-learn would give (same parameters, same ``random_state``),
 on an NVIDIA GPU through CuPy when one is present, else on the CPU through NumPy.
 ``gpunn.info()`` says which backend runs and why; ``backend="numpy" | "cupy" | "auto"``
 (or the ``GPUNN_BACKEND`` environment variable) chooses.
+
+Modules: ``backends`` (the numeric contract and its NumPy/CuPy implementations),
+``mlp`` (the network on one flat parameter buffer), ``optim`` and ``schedules``,
+``trainer`` (the mini-batch and L-BFGS loops), ``estimators`` (the scikit-learn API).
 """
 
-from .backends import get_backend, info
+from .backends import BackendUnavailableError, available_backends, get_backend, info
+from .estimators import MLPClassifier, MLPRegressor
+from .trainer import DivergenceError
 
 __version__ = "0.1.0"
 
-__all__ = ["get_backend", "info", "__version__"]
+__all__ = [
+    "MLPClassifier",
+    "MLPRegressor",
+    "BackendUnavailableError",
+    "DivergenceError",
+    "available_backends",
+    "get_backend",
+    "info",
+    "__version__",
+]

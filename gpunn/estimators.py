@@ -1,0 +1,454 @@
+"""``MLPClassifier`` and ``MLPRegressor``: scikit-learn's estimators, on gpunn's engine.
+
+Same constructor parameters, fitted attributes and methods as scikit-learn 1.9's classes
+(so swapping the import gives the same model for the same ``random_state``), plus:
+
+* ``backend``: ``"auto"`` (GPU through CuPy when present, else CPU), ``"numpy"``, ``"cupy"``;
+* ``dtype``: ``None`` follows X like scikit-learn (float32 stays float32, everything else
+  becomes float64), or ``"float32"`` / ``"float64"`` to choose;
+* ``batch_size="full"``: full-batch gradient descent;
+* ``callbacks``: callables called after each epoch with a metrics dict; one that returns
+  True stops training;
+* ``validation_loss_curve_``: the validation loss per epoch when ``early_stopping=True``.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from .backends import get_backend
+from .backends.base import Backend
+from .mlp import MLP
+from .optim import SGD, Adam
+from .schedules import LearningRateSchedule
+from .trainer import fit_lbfgs, fit_stochastic
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared fitting and prediction; the subclasses add targets, outputs and scores."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto", "full"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "backend": [StrOptions({"auto", "numpy", "cupy"}), Backend],
+        "dtype": [None, StrOptions(set(_DTYPES)), type, np.dtype],
+        "callbacks": [None, list, tuple],
+    }
+
+    _is_classifier = False
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and targets y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : the fitted estimator.
+        """
+        self._validate_params()
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def _fit(self, X, y, sample_weight, incremental: bool):
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if any(h <= 0 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        callbacks = list(self.callbacks or [])
+        for cb in callbacks:
+            if not callable(cb):
+                raise TypeError(f"callbacks must be callables taking a metrics dict; got {cb!r}.")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must not be all zeros: nothing would be learnt.")
+        random_state = check_random_state(self.random_state)
+        backend = get_backend(self.backend)
+        if first_pass:
+            self._initialize(Y, [X.shape[1], *hidden, Y.shape[1]], X.dtype, backend, random_state)
+        else:
+            self._load_model(backend)
+
+        model = self._model
+        if self.solver in _STOCHASTIC_SOLVERS:
+            if not incremental or not hasattr(self, "_optimizer"):
+                self._optimizer = self._make_optimizer(model)
+            if self.verbose:
+                from .progress import ProgressBar
+
+                callbacks.append(ProgressBar(total=1 if incremental else self.max_iter))
+            try:
+                fit_stochastic(self, model, self._optimizer, X, Y, sample_weight, random_state,
+                               incremental, callbacks)
+            finally:
+                for cb in callbacks:
+                    getattr(cb, "close", lambda: None)()
+                self._publish_weights()
+        else:
+            try:
+                fit_lbfgs(self, model, X, Y, sample_weight)
+            finally:
+                self._publish_weights()
+        return self
+
+    def _initialize(self, Y, layer_units, dtype, backend: Backend, random_state) -> None:
+        """First fit: set the architecture attributes and draw the initial weights."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = Y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        self._model = MLP(layer_units, self.activation, self.out_activation_, backend, dtype)
+        self._model.init_weights(random_state)
+        self._best_params = self._model.params.copy()
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.validation_loss_curve_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.validation_loss_curve_ = None
+                self.best_validation_score_ = None
+
+    def _make_optimizer(self, model: MLP):
+        if self.solver == "sgd":
+            schedule = LearningRateSchedule(self.learning_rate, self.learning_rate_init, self.power_t)
+            return SGD(model.backend, model.params, schedule, self.momentum, self.nesterovs_momentum)
+        return Adam(model.backend, model.params, self.learning_rate_init,
+                    self.beta_1, self.beta_2, self.epsilon)
+
+    def _load_model(self, backend: Backend) -> None:
+        """Bring the model onto ``backend`` with the (possibly user-edited) ``coefs_``."""
+        model = self._model
+        if model.backend is not backend:
+            model = MLP(model.layer_units, model.activation, model.output, backend, model.dtype)
+            self.__dict__.pop("_optimizer", None)
+            self._model = model
+        model.set_weights(self.coefs_, self.intercepts_)
+
+    def _publish_weights(self) -> None:
+        """Expose the weights as ``coefs_``/``intercepts_`` (NumPy views on the CPU backend)."""
+        self.coefs_, self.intercepts_ = self._model.host_weights()
+
+    def _resolve_dtype(self, incremental_fit: bool):
+        """The float dtypes X may be converted to, as scikit-learn's ``validate_data`` takes them."""
+        if incremental_fit:
+            return self._model.dtype
+        if self.dtype is None:
+            return (np.float64, np.float32)
+        try:
+            dtype = np.dtype(_DTYPES.get(self.dtype, self.dtype))
+        except TypeError:
+            dtype = None
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"dtype must be None, 'float32' or 'float64'; got {self.dtype!r}.")
+        return dtype
+
+    # -- prediction ---------------------------------------------------------------------
+    def _forward(self, X) -> np.ndarray:
+        """Output activations for X, validated like scikit-learn's ``predict``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        self._load_model(get_backend(self.backend))
+        model = self._model
+        output = model.predict_output(model.backend.asarray(X, model.dtype))
+        return model.backend.to_numpy(output)
+
+    def _score_output(self, output: np.ndarray, targets, sample_weight) -> float:
+        """Score of output activations against targets; NaN when the output is not finite."""
+        if not np.isfinite(output).all():
+            return np.nan
+        return self._score_function(targets, self._decode_output(output), sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier, a drop-in for ``sklearn.neural_network.MLPClassifier``.
+
+    Optimizes the log-loss with L-BFGS, SGD or Adam. Outputs are softmax for multiclass
+    problems and logistic for binary and multilabel ones. Parameters and attributes are
+    scikit-learn's (see its documentation for each), plus ``backend``, ``dtype``,
+    ``callbacks``, ``batch_size="full"`` and ``validation_loss_curve_``: see ``gpunn``'s
+    module docs. With the same parameters and ``random_state`` and float64 data, the
+    fitted ``coefs_``, ``intercepts_`` and ``loss_curve_`` equal scikit-learn's to
+    rounding, quirks included (e.g. probabilities clipped to ``[eps, 1 - eps]`` in the
+    loss; only binary problems are stratified in the early-stopping split).
+
+    Examples
+    --------
+    >>> from gpunn import MLPClassifier
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(5, 2), activation="logistic",
+    ...                     solver="lbfgs", random_state=0).fit(X, y)
+    >>> clf.predict(X[:3])
+    array([0, 0, 0])
+    """
+
+    _is_classifier = True
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="auto",
+        dtype=None,
+        callbacks=None,
+    ):
+        _store_params(self, locals())
+
+    _score_function = staticmethod(accuracy_score)
+
+    def _output_activation(self) -> str:
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, multi_output=True, reset=reset,
+            dtype=self._resolve_dtype(not reset and hasattr(self, "_model")),
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in "
+                        f"the previous call to fit. Previously got {self.classes_}, "
+                        f"`y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"The training data has a single class ({self.classes_[0]!r}); a classifier "
+                "needs at least 2. Pass all classes to partial_fit(classes=...)."
+            )
+        Y = self._label_binarizer.transform(y).astype(X.dtype)
+        return X, Y
+
+    def _decode_targets(self, Y: np.ndarray):
+        return self._label_binarizer.inverse_transform(Y)
+
+    def _decode_output(self, output: np.ndarray):
+        if self.n_outputs_ == 1:
+            output = output.ravel()
+        return self._label_binarizer.inverse_transform(output)
+
+    def predict(self, X):
+        """Predict class labels (or label-indicator rows for multilabel problems)."""
+        return self._decode_output(self._forward(X))
+
+    def predict_proba(self, X):
+        """Class probabilities, columns ordered as ``classes_``."""
+        output = self._forward(X)
+        if self.n_outputs_ == 1:
+            return np.hstack([1 - output, output])
+        return output
+
+    def predict_log_proba(self, X):
+        """Log of ``predict_proba``."""
+        proba = self.predict_proba(X)
+        return np.log(proba, out=proba)
+
+    def _check_solver(self) -> bool:
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                f"partial_fit is only available for stochastic optimizers. {self.solver} "
+                "is not stochastic."
+            )
+        return True
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y); ``classes`` is required on the first call."""
+        self._validate_params()
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, a drop-in for ``sklearn.neural_network.MLPRegressor``.
+
+    Optimizes the half squared error (``loss="squared_error"``, identity output) or the
+    half Poisson deviance (``loss="poisson"``, exponential output; needs ``y >= 0``).
+    Parameters and attributes are scikit-learn's plus gpunn's ``backend``, ``dtype``,
+    ``callbacks`` and ``batch_size="full"``. scikit-learn's quirk is kept: the reported
+    squared-error loss is averaged over the outputs while its gradient is not.
+
+    Examples
+    --------
+    >>> from gpunn import MLPRegressor
+    >>> import numpy as np
+    >>> X = np.linspace(-1, 1, 50).reshape(-1, 1); y = 3 * X.ravel() + 1
+    >>> reg = MLPRegressor(hidden_layer_sizes=(), solver="lbfgs").fit(X, y)
+    >>> round(float(reg.predict([[0.5]])[0]), 3)
+    2.5
+    """
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="auto",
+        dtype=None,
+        callbacks=None,
+    ):
+        _store_params(self, locals())
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+    _score_function = staticmethod(r2_score)
+
+    def _output_activation(self) -> str:
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, multi_output=True, y_numeric=True, reset=reset,
+            dtype=self._resolve_dtype(not reset and hasattr(self, "_model")),
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' needs non-negative targets; y has negative values.")
+        Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=X.dtype)
+        return X, Y
+
+    def _decode_targets(self, Y: np.ndarray):
+        return Y.ravel() if Y.shape[1] == 1 else Y
+
+    _decode_output = _decode_targets
+
+    def predict(self, X):
+        """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
+        return self._decode_output(self._forward(X))
+
+    @available_if(lambda est: est.solver in _STOCHASTIC_SOLVERS)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y)."""
+        self._validate_params()
+        return self._fit(X, y, sample_weight, incremental=True)
+
+
+
+def _store_params(estimator: BaseEstimator, init_locals: dict) -> None:
+    """Store ``__init__``'s arguments unchanged, as scikit-learn's conventions require."""
+    for name, value in init_locals.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
