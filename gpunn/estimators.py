@@ -301,7 +301,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 )
         if len(self.classes_) < 2:
             raise ValueError(
-                f"The training data has a single class ({self.classes_[0]!r}); a classifier "
+                f"The training data has only one class ({self.classes_[0]!r}); a classifier "
                 "needs at least 2. Pass all classes to partial_fit(classes=...)."
             )
         Y = self._label_binarizer.transform(y).astype(X.dtype)
