@@ -13,11 +13,13 @@ on an NVIDIA GPU through CuPy when one is present, else on the CPU through NumPy
 
 Modules: ``backends`` (the numeric contract and its NumPy/CuPy implementations),
 ``mlp`` (the network on one flat parameter buffer), ``optim`` and ``schedules``,
-``trainer`` (the mini-batch and L-BFGS loops), ``estimators`` (the scikit-learn API).
+``trainer`` (the mini-batch and L-BFGS loops), ``estimators`` (the scikit-learn API),
+``io`` (model files without pickle, checkpoints), ``datasets``, ``cli``, ``plot``.
 """
 
 from .backends import BackendUnavailableError, available_backends, get_backend, info
 from .estimators import MLPClassifier, MLPRegressor
+from .io import Checkpoint, ModelFileError, load
 from .trainer import DivergenceError
 
 __version__ = "0.1.0"
@@ -25,6 +27,9 @@ __version__ = "0.1.0"
 __all__ = [
     "MLPClassifier",
     "MLPRegressor",
+    "Checkpoint",
+    "load",
+    "ModelFileError",
     "BackendUnavailableError",
     "DivergenceError",
     "available_backends",

@@ -88,7 +88,49 @@ class _BaseMLP(BaseEstimator):
         self._validate_params()
         return self._fit(X, y, sample_weight, incremental=False)
 
-    def _fit(self, X, y, sample_weight, incremental: bool):
+    def resume(self, X, y, sample_weight=None):
+        """Continue an interrupted ``fit`` (e.g. one loaded from a ``Checkpoint``) to ``max_iter``.
+
+        Pass the same data the run was started with: the saved optimizer state, random
+        state, shuffle order and early-stopping split make the result equal (bitwise on
+        the CPU backend) to the run that was never interrupted.
+        """
+        check_is_fitted(self)
+        if self.solver not in _STOCHASTIC_SOLVERS or getattr(self, "_rng", None) is None:
+            raise ValueError("resume needs a model saved during or after a sgd/adam fit.")
+        return self._fit(X, y, sample_weight, incremental=False, resume=True)
+
+    def save(self, path) -> None:
+        """Save to one ``.npz`` file, atomically and without pickle; read with ``gpunn.load``."""
+        from .io import save
+
+        save(self, path)
+
+    def __getstate__(self):
+        """Pickle device buffers as host arrays (through the same state as ``save``)."""
+        state = dict(super().__getstate__())  # object.__getstate__ may return __dict__ itself
+        if "_model" in state:
+            from .io import estimator_state
+
+            state["_gpunn_state"] = estimator_state(self)
+            for key in ("_model", "_optimizer", "_best_params", "_rng", "_sample_idx", "_split",
+                        "coefs_", "intercepts_"):
+                state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_gpunn_state", None)
+        super().__setstate__(state)
+        if saved is not None:
+            from .io import restore_estimator
+
+            restored = restore_estimator(*saved)
+            for key in ("_model", "_optimizer", "_best_params", "_rng", "_sample_idx", "_split",
+                        "coefs_", "intercepts_"):
+                if key in restored.__dict__:
+                    setattr(self, key, restored.__dict__[key])
+
+    def _fit(self, X, y, sample_weight, incremental: bool, resume: bool = False):
         hidden = self.hidden_layer_sizes
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         if any(h <= 0 for h in hidden):
@@ -97,13 +139,14 @@ class _BaseMLP(BaseEstimator):
         for cb in callbacks:
             if not callable(cb):
                 raise TypeError(f"callbacks must be callables taking a metrics dict; got {cb!r}.")
-        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        X, Y = self._validate_input(X, y, incremental, reset=first_pass)
+        first_pass = not resume and (
+            not hasattr(self, "coefs_") or (not self.warm_start and not incremental))
+        X, Y = self._validate_input(X, y, incremental or resume, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
             if not sample_weight.sum() > 0:
                 raise ValueError("sample_weight must not be all zeros: nothing would be learnt.")
-        random_state = check_random_state(self.random_state)
+        random_state = self._rng if resume else check_random_state(self.random_state)
         backend = get_backend(self.backend)
         if first_pass:
             self._initialize(Y, [X.shape[1], *hidden, Y.shape[1]], X.dtype, backend, random_state)
@@ -112,7 +155,7 @@ class _BaseMLP(BaseEstimator):
 
         model = self._model
         if self.solver in _STOCHASTIC_SOLVERS:
-            if not incremental or not hasattr(self, "_optimizer"):
+            if not resume and (not incremental or not hasattr(self, "_optimizer")):
                 self._optimizer = self._make_optimizer(model)
             if self.verbose:
                 from .progress import ProgressBar
@@ -120,7 +163,7 @@ class _BaseMLP(BaseEstimator):
                 callbacks.append(ProgressBar(total=1 if incremental else self.max_iter))
             try:
                 fit_stochastic(self, model, self._optimizer, X, Y, sample_weight, random_state,
-                               incremental, callbacks)
+                               incremental, callbacks, resume=resume)
             finally:
                 for cb in callbacks:
                     getattr(cb, "close", lambda: None)()

@@ -81,14 +81,22 @@ def fit_stochastic(
     random_state: np.random.RandomState,
     incremental: bool,
     callbacks: list[Callable[[dict], Any]],
+    resume: bool = False,
 ) -> None:
-    """Run the epochs of the ``sgd``/``adam`` solvers, writing fitted attributes onto ``est``."""
+    """Run the epochs of the ``sgd``/``adam`` solvers, writing fitted attributes onto ``est``.
+
+    With ``resume`` the run continues an interrupted one (``est.resume``): the
+    early-stopping split, the running shuffle order and the epoch counter are taken from
+    ``est`` instead of being drawn anew, so the result equals an uninterrupted run.
+    """
     be = model.backend
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
     validation = None
     train_idx = None
-    if est.early_stopping:
+    if resume:
+        train_idx, val_idx = est._split
+    elif est.early_stopping:
         stratify = Y if (est._is_classifier and est.n_outputs_ == 1) else None
         train_idx, val_idx = train_test_split(
             np.arange(X.shape[0]), random_state=random_state,
@@ -99,6 +107,10 @@ def fit_stochastic(
                 "The validation set is too small. Increase 'validation_fraction' "
                 "or the size of your dataset."
             )
+    else:
+        val_idx = None
+    est._split = (train_idx, val_idx)
+    if val_idx is not None:
         validation = _Validation(est, model, X, Y, sample_weight, val_idx)
 
     n_train = X.shape[0] if train_idx is None else len(train_idx)
@@ -118,11 +130,14 @@ def fit_stochastic(
     weights = model.params[: model.n_weights]
     alpha = float(est.alpha)
 
-    sample_idx = np.arange(n_train, dtype=int)
-    est.n_iter_ = 0
-    for _ in range(est.max_iter):
+    if not resume:
+        est._sample_idx = np.arange(n_train, dtype=int)
+        est.n_iter_ = 0
+    est._rng = random_state
+    while est.n_iter_ < est.max_iter:
         if est.shuffle:
-            sample_idx = sk_shuffle(sample_idx, random_state=random_state)
+            est._sample_idx = sk_shuffle(est._sample_idx, random_state=random_state)
+        sample_idx = est._sample_idx
         order = sample_idx if train_idx is None else train_idx[sample_idx]
         order_dev = be.asarray(order, np.int64) if gather else None
         if sample_weight is None:
@@ -170,19 +185,20 @@ def fit_stochastic(
             est.validation_loss_curve_.append(val_loss)
         _update_no_improvement_count(est, model, val_score)
         optimizer.epoch_end(est.t_)
+        plateau_stop = False
+        if est._no_improvement_count > est.n_iter_no_change:
+            plateau_stop = optimizer.on_plateau()
+            if not plateau_stop:
+                est._no_improvement_count = 0
+        # callbacks see the epoch's final state (a checkpoint saved here resumes exactly)
         metrics = {
             "epoch": est.n_iter_, "loss": loss, "validation_score": val_score,
             "validation_loss": val_loss, "samples_per_second": n_train / max(seconds, 1e-12),
-            "learning_rate": optimizer.learning_rate, "n_samples": n_train,
+            "learning_rate": optimizer.learning_rate, "n_samples": n_train, "estimator": est,
         }
         stop_requested = [cb(metrics) for cb in callbacks]
-        if any(flag is True for flag in stop_requested):
+        if plateau_stop or any(flag is True for flag in stop_requested):
             break
-
-        if est._no_improvement_count > est.n_iter_no_change:
-            if optimizer.on_plateau():
-                break
-            est._no_improvement_count = 0
         if incremental:
             break
         if est.n_iter_ == est.max_iter:
