@@ -142,6 +142,7 @@ class _BaseMLP(BaseEstimator):
         first_pass = not resume and (
             not hasattr(self, "coefs_") or (not self.warm_start and not incremental))
         X, Y = self._validate_input(X, y, incremental or resume, reset=first_pass)
+        _check_magnitude(X)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
             if not sample_weight.sum() > 0:
@@ -488,6 +489,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self._validate_params()
         return self._fit(X, y, sample_weight, incremental=True)
 
+
+
+def _check_magnitude(X: np.ndarray) -> None:
+    """Refuse features so large that squared gradients overflow the training dtype."""
+    limit = float(np.sqrt(np.finfo(X.dtype).max))
+    peak = float(np.abs(X).max())
+    if peak > limit:
+        raise ValueError(
+            f"X has values up to {peak:.3g}, too large to train on in {X.dtype.name} (squared "
+            f"gradients would overflow above {limit:.3g}). Scale the features first, e.g. with "
+            "sklearn.preprocessing.StandardScaler, or use dtype='float64'."
+        )
 
 
 def _store_params(estimator: BaseEstimator, init_locals: dict) -> None:

@@ -1,0 +1,118 @@
+"""The bad-input gauntlet: each user mistake gets the right exception and a clear message."""
+
+import numpy as np
+import pytest
+
+import gpunn
+from gpunn import MLPClassifier as C
+from gpunn import MLPRegressor as R
+from gpunn.backends import BackendUnavailableError, cupy_status
+
+rng = np.random.RandomState(0)
+X = rng.normal(size=(30, 3))
+y = np.arange(30) % 3
+yr = rng.normal(size=30)
+
+
+def fitted(cls=C, **kw):
+    target = y if cls is C else yr
+    return cls(hidden_layer_sizes=(4,), max_iter=2, backend="numpy", **kw).fit(X, target)
+
+
+def with_value(value, at=(0, 0)):
+    bad = X.copy()
+    bad[at] = value
+    return bad
+
+
+# (id, action, exception, message pattern)
+CASES = [
+    ("empty X", lambda: C(backend="numpy").fit(np.empty((0, 3)), []), ValueError, "0 sample"),
+    ("empty y", lambda: C(backend="numpy").fit(X, []), ValueError, "0 sample"),
+    ("1-D X", lambda: C(backend="numpy").fit(X[:, 0], y), ValueError, "(?s)Expected 2D array.*Reshape your data"),
+    ("3-D X", lambda: C(backend="numpy").fit(X.reshape(30, 3, 1), y), ValueError, "dim 3"),
+    ("no features", lambda: C(backend="numpy").fit(np.empty((30, 0)), y), ValueError, "0 feature"),
+    ("string X", lambda: C(backend="numpy").fit(np.array([["a", "b"]] * 30), y), ValueError, "could not convert|convert"),
+    ("object X", lambda: C(backend="numpy").fit(np.array([[object()]] * 30), y), (ValueError, TypeError), "float|number"),
+    ("complex X", lambda: C(backend="numpy").fit(X + 1j, y), ValueError, "Complex data not supported"),
+    ("NaN in X", lambda: C(backend="numpy").fit(with_value(np.nan), y), ValueError, "Input X contains NaN"),
+    ("+inf in X", lambda: C(backend="numpy").fit(with_value(np.inf), y), ValueError, "Input X contains infinity"),
+    ("-inf in X", lambda: C(backend="numpy").fit(with_value(-np.inf), y), ValueError, "infinity"),
+    ("NaN in y", lambda: R(backend="numpy").fit(X, np.where(np.arange(30) == 3, np.nan, yr)), ValueError, "Input y contains NaN"),
+    ("inf in y", lambda: R(backend="numpy").fit(X, np.where(np.arange(30) == 3, np.inf, yr)), ValueError, "Input y contains infinity"),
+    ("string y for regression", lambda: R(backend="numpy").fit(X, np.array(["a"] * 30)), ValueError, "could not convert|numeric"),
+    ("y wrong length", lambda: C(backend="numpy").fit(X, y[:-1]), ValueError, "inconsistent numbers of samples: \\[30, 29\\]"),
+    ("single class", lambda: C(backend="numpy").fit(X, np.zeros(30)), ValueError, "only one class"),
+    ("unseen label in partial_fit", lambda: fitted(solver="sgd").partial_fit(X, y + 5), ValueError, "classes not in `self.classes_`"),
+    ("partial_fit without classes", lambda: C(backend="numpy").partial_fit(X, y), ValueError, "classes must be passed on the first call"),
+    ("wrong n_features at predict", lambda: fitted().predict(X[:, :2]), ValueError, "has 2 features, but MLPClassifier is expecting 3"),
+    ("wrong n_features at predict_proba", lambda: fitted().predict_proba(np.ones((2, 5))), ValueError, "expecting 3"),
+    ("NaN at predict", lambda: fitted().predict(with_value(np.nan)), ValueError, "contains NaN"),
+    ("predict before fit", lambda: C().predict(X), Exception, "not fitted yet.*Call 'fit'"),
+    ("score with wrong y length", lambda: fitted().score(X, y[:5]), ValueError, "inconsistent numbers of samples"),
+    ("zero hidden size", lambda: C(hidden_layer_sizes=(5, 0), backend="numpy").fit(X, y), ValueError, "hidden_layer_sizes must be > 0"),
+    ("negative hidden size", lambda: C(hidden_layer_sizes=-3, backend="numpy").fit(X, y), ValueError, "hidden_layer_sizes"),
+    ("unknown activation", lambda: C(activation="swish").fit(X, y), ValueError, "'activation' parameter.*'relu'"),
+    ("unknown solver", lambda: C(solver="rmsprop").fit(X, y), ValueError, "'solver' parameter"),
+    ("unknown learning_rate", lambda: C(learning_rate="cosine").fit(X, y), ValueError, "'learning_rate' parameter"),
+    ("unknown backend", lambda: C(backend="tpu").fit(X, y), ValueError, "'backend' parameter.*'numpy'"),
+    ("unknown loss", lambda: R(loss="huber").fit(X, yr), ValueError, "'loss' parameter"),
+    ("batch_size 0", lambda: C(batch_size=0).fit(X, y), ValueError, "'batch_size' parameter"),
+    ("batch_size negative", lambda: C(batch_size=-4).fit(X, y), ValueError, "'batch_size' parameter"),
+    ("batch_size string", lambda: C(batch_size="big").fit(X, y), ValueError, "'batch_size' parameter"),
+    ("learning_rate_init 0", lambda: C(learning_rate_init=0).fit(X, y), ValueError, "'learning_rate_init' parameter"),
+    ("learning_rate_init negative", lambda: C(learning_rate_init=-1e-3).fit(X, y), ValueError, "'learning_rate_init'"),
+    ("validation_fraction 0", lambda: C(validation_fraction=0.0, early_stopping=True).fit(X, y), ValueError, "'validation_fraction'"),
+    ("validation_fraction 1", lambda: C(validation_fraction=1.0, early_stopping=True).fit(X, y), ValueError, "'validation_fraction'"),
+    ("validation split too small", lambda: C(early_stopping=True, validation_fraction=0.01, backend="numpy").fit(X, y), ValueError, "validation set is too small"),
+    ("sample_weight wrong length", lambda: C(backend="numpy").fit(X, y, sample_weight=np.ones(3)), ValueError, "sample_weight.shape == \\(3,\\), expected \\(30,\\)"),
+    ("negative sample_weight", lambda: C(backend="numpy").fit(X, y, sample_weight=-np.ones(30)), ValueError, "Negative values in data passed to `sample_weight`"),
+    ("all-zero sample_weight", lambda: C(backend="numpy").fit(X, y, sample_weight=np.zeros(30)), ValueError, "at least one non-zero"),
+    ("poisson with negative y", lambda: R(loss="poisson", backend="numpy").fit(X, yr), ValueError, "non-negative targets"),
+    ("momentum above 1", lambda: C(momentum=1.5).fit(X, y), ValueError, "'momentum' parameter"),
+    ("set_params unknown name", lambda: C().set_params(learning_rat=0.1), ValueError, "Invalid parameter 'learning_rat'"),
+    ("set_params bad value then fit", lambda: C().set_params(alpha=-1).fit(X, y), ValueError, "'alpha' parameter"),
+    ("bad dtype", lambda: C(dtype="float16", backend="numpy").fit(X, y), ValueError, "dtype"),
+    ("callbacks not callable", lambda: C(callbacks=[3], backend="numpy").fit(X, y), TypeError, "callbacks must be callables"),
+    ("partial_fit with lbfgs", lambda: C(solver="lbfgs").partial_fit(X, y, classes=[0, 1, 2]), AttributeError, "has no attribute 'partial_fit'"),
+    ("partial_fit with early stopping", lambda: C(early_stopping=True, backend="numpy").partial_fit(X, y, classes=[0, 1, 2]), ValueError, "partial_fit does not support early_stopping"),
+    ("huge values in float32 X", lambda: C(backend="numpy", dtype="float32").fit(with_value(1e30, at=slice(None)), y), ValueError, "values up to 1e\\+30, too large.*Scale the features"),
+    ("load a missing file", lambda: gpunn.load("/nonexistent/model.npz"), FileNotFoundError, "model file not found"),
+    ("load not a model", lambda: gpunn.load(__file__), gpunn.ModelFileError, "not a gpunn model file"),
+    ("unknown GPUNN_BACKEND", lambda: gpunn.get_backend("opencl"), ValueError, "Unknown backend 'opencl'"),
+    ("Checkpoint every 0", lambda: gpunn.Checkpoint("x.npz", every=0), ValueError, "positive number of epochs"),
+]
+if not cupy_status()[0]:
+    CASES.append(("cupy backend unavailable", lambda: C(backend="cupy").fit(X, y),
+                  BackendUnavailableError, "cannot run here.*backend='numpy'"))
+
+
+@pytest.mark.parametrize("action, exc, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_clearly(action, exc, message):
+    with pytest.raises(exc, match=message):
+        action()
+
+
+def test_gauntlet_is_large_enough():
+    assert len(CASES) >= 40
+
+
+def test_accepted_inputs_lists_and_dataframes():
+    pd = pytest.importorskip("pandas")
+    as_lists = C(hidden_layer_sizes=(4,), max_iter=2, random_state=0, backend="numpy").fit(X.tolist(), y.tolist())
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    as_frame = C(hidden_layer_sizes=(4,), max_iter=2, random_state=0, backend="numpy").fit(frame, pd.Series(y))
+    np.testing.assert_array_equal(as_lists.coefs_[0], as_frame.coefs_[0])
+    assert list(as_frame.feature_names_in_) == ["a", "b", "c"]
+    bool_X = C(hidden_layer_sizes=(4,), max_iter=2, backend="numpy").fit(X > 0, y)  # bools become floats
+    assert bool_X.coefs_[0].dtype == np.float64
+
+
+def test_failed_fit_keeps_the_previous_model():
+    est = fitted()
+    before = [c.copy() for c in est.coefs_]
+    with pytest.raises(ValueError):
+        est.fit(with_value(np.nan), y)
+    for a, b in zip(before, est.coefs_):
+        np.testing.assert_array_equal(a, b)
+    est.predict(X)
