@@ -89,7 +89,7 @@ def load_csv(path: str | Path, target: str | None) -> tuple[np.ndarray, np.ndarr
     if target not in frame.columns:
         raise ValueError(f"column {target!r} not in {path}; columns are {', '.join(map(str, frame.columns))}")
     features = frame.drop(columns=[target])
-    non_numeric = [c for c in features.columns if not np.issubdtype(features[c].dtype, np.number)]
+    non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
         raise ValueError(f"non-numeric feature columns in {path}: {', '.join(map(str, non_numeric))}; "
                          "encode them as numbers first")
