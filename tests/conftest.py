@@ -24,9 +24,23 @@ def _cupy_backend():
     return gpunn.get_backend("cupy")
 
 
+def _cupy_standin_backend():
+    """CupyBackend's own code on the CUDA emulator: our real kernels, run on the CPU."""
+    import shutil
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found: the CUDA emulator needs it")
+    import fakecupy
+
+    from gpunn.backends.cupy_backend import CupyBackend
+
+    return CupyBackend(xp=fakecupy)
+
+
 #: name -> factory. Every backend the machine can run joins the conformance suite by
 #: being listed here; factories skip (with the reason) when their backend cannot run.
-BACKEND_FACTORIES = {"numpy": _numpy_backend, "cupy": _cupy_backend}
+BACKEND_FACTORIES = {"numpy": _numpy_backend, "cupy": _cupy_backend,
+                     "cupy-standin": _cupy_standin_backend}
 
 
 @pytest.fixture(params=sorted(BACKEND_FACTORIES))
