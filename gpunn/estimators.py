@@ -494,7 +494,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 def _check_magnitude(X: np.ndarray) -> None:
     """Refuse features so large that squared gradients overflow the training dtype."""
     limit = float(np.sqrt(np.finfo(X.dtype).max))
-    peak = float(np.abs(X).max())
+    peak = max(float(X.max()), -float(X.min()))  # no |X| temporary: X may be most of RAM
     if peak > limit:
         raise ValueError(
             f"X has values up to {peak:.3g}, too large to train on in {X.dtype.name} (squared "

@@ -1,0 +1,330 @@
+"""Side-by-side training throughput: gpunn on every backend, scikit-learn, PyTorch, GEMM-only.
+
+``gpunn bench`` or ``python -m gpunn.benchmark``. Every implementation trains the same MLP
+on the same float32 data (synthetic, standardised, fixed seed), one shuffled epoch at a
+time; we report the median samples/s over timed epochs after a warm-up epoch, GFLOP/s,
+the share of this machine's measured float32 GEMM peak, and ratios to the peers and to
+the GEMM-only bound (the same step's matrix multiplies and nothing else).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    n_features: int
+    hidden: tuple[int, ...]
+    activation: str
+    n_classes: int
+    n_samples: int
+    batch_size: int
+
+    @property
+    def layer_units(self) -> list[int]:
+        return [self.n_features, *self.hidden, self.n_classes]
+
+    @property
+    def flops_per_sample(self) -> int:
+        """Forward 2*in*out per layer; backward 4*in*out, minus the unused input gradient."""
+        pairs = list(zip(self.layer_units[:-1], self.layer_units[1:]))
+        return 6 * sum(i * o for i, o in pairs) - 2 * pairs[0][0] * pairs[0][1]
+
+
+WORKLOADS = {
+    "W1": Workload("W1", 3, (5, 2), "logistic", 2, 10_000, 32),
+    "W2": Workload("W2", 784, (256, 128), "relu", 10, 60_000, 256),
+    "W3": Workload("W3", 784, (256, 128), "logistic", 10, 60_000, 128),
+    "W4": Workload("W4", 784, (2048, 2048), "relu", 10, 20_480, 1024),
+}
+
+
+def make_data(w: Workload, seed: int = 0, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised float32 features with labels from a random linear teacher."""
+    rng = np.random.RandomState(seed)
+    n = n_samples or w.n_samples
+    X = rng.standard_normal((n, w.n_features)).astype(np.float32)
+    teacher = rng.standard_normal((w.n_features, w.n_classes)).astype(np.float32)
+    return X, np.argmax(X @ teacher, axis=1)
+
+
+# -- runners: each returns a function that trains one shuffled epoch ---------------------
+def gpunn_runner(backend: str, w: Workload, solver: str, X, y) -> Callable[[], None]:
+    import gpunn
+
+    est = gpunn.MLPClassifier(w.hidden, w.activation, solver=solver, batch_size=w.batch_size,
+                              momentum=0.9, learning_rate_init=1e-3 if solver == "adam" else 1e-2,
+                              random_state=0, backend=backend)
+    classes = np.arange(w.n_classes)
+
+    def epoch():
+        est.partial_fit(X, y, classes=classes)
+        est._model.backend.synchronize()
+
+    return epoch
+
+
+def sklearn_runner(w: Workload, solver: str, X, y) -> Callable[[], None]:
+    from sklearn.neural_network import MLPClassifier
+
+    est = MLPClassifier(w.hidden, w.activation, solver=solver, batch_size=w.batch_size,
+                        momentum=0.9, learning_rate_init=1e-3 if solver == "adam" else 1e-2,
+                        random_state=0)
+    classes = np.arange(w.n_classes)
+    return lambda: est.partial_fit(X, y, classes=classes)
+
+
+def torch_runner(device: str, w: Workload, solver: str, X, y) -> Callable[[], None]:
+    import torch
+
+    torch.manual_seed(0)
+    act = {"relu": torch.nn.ReLU, "logistic": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}[w.activation]
+    layers: list = []
+    for fan_in, fan_out in zip(w.layer_units[:-2], w.layer_units[1:-1]):
+        layers += [torch.nn.Linear(fan_in, fan_out), act()]
+    layers.append(torch.nn.Linear(w.layer_units[-2], w.layer_units[-1]))
+    model = torch.nn.Sequential(*layers).to(device)
+    if solver == "adam":
+        try:
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        except (RuntimeError, TypeError):
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9, nesterov=True)
+    Xt = torch.from_numpy(X).to(device)
+    yt = torch.from_numpy(y).to(device)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def epoch():
+        perm = torch.randperm(len(Xt), device=device)
+        for start in range(0, len(Xt), w.batch_size):
+            idx = perm[start:start + w.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return epoch
+
+
+def gemm_only_runner(w: Workload, X) -> Callable[[], None]:
+    """The forward and backward GEMMs of every step into preallocated outputs, nothing else."""
+    rng = np.random.RandomState(0)
+    units = w.layer_units
+    weights = [rng.standard_normal((i, o)).astype(np.float32) * 0.01 for i, o in zip(units[:-1], units[1:])]
+    grads = [np.empty_like(W) for W in weights]
+    acts = [np.empty((w.batch_size, o), np.float32) for o in units[1:]]
+    deltas = [np.empty_like(a) for a in acts]
+    xb = np.empty((w.batch_size, w.n_features), np.float32)
+
+    def epoch():
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), w.batch_size):
+            rows = order[start:start + w.batch_size]
+            n = len(rows)
+            np.take(X, rows, axis=0, out=xb[:n])
+            a = xb[:n]
+            for W, out in zip(weights, acts):
+                np.matmul(a, W, out=out[:n])
+                a = out[:n]
+            for i in range(len(weights) - 1, -1, -1):
+                a_in = xb[:n] if i == 0 else acts[i - 1][:n]
+                np.matmul(a_in.T, deltas[i][:n], out=grads[i])
+                if i > 0:
+                    np.matmul(deltas[i][:n], weights[i].T, out=deltas[i - 1][:n])
+
+    return epoch
+
+
+def time_epochs(epoch: Callable[[], None], n_samples: int, repeats: int) -> list[float]:
+    """samples/s of ``repeats`` epochs after one warm-up epoch."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        epoch()
+        rates = []
+        for _ in range(repeats):
+            tic = time.perf_counter()
+            epoch()
+            rates.append(n_samples / (time.perf_counter() - tic))
+    return rates
+
+
+def gemm_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """This machine's float32 GEMM rate (median of square multiplies), in GFLOP/s."""
+    rng = np.random.RandomState(0)
+    a, b = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
+    out = np.empty_like(a)
+    np.matmul(a, b, out=out)
+    times = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - tic)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def machine_info() -> dict:
+    info = {"python": platform.python_version(), "numpy": np.__version__, "cores": os.cpu_count(),
+            "cpu": platform.processor() or platform.machine()}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    from threadpoolctl import threadpool_info
+
+    info["threadpools"] = [f"{p['internal_api']} {p.get('version')} ({p['num_threads']} threads)"
+                           for p in threadpool_info()]
+    return info
+
+
+def implementations(args) -> dict[str, Callable]:
+    """name -> factory(workload, solver, X, y) for every implementation available here."""
+    import gpunn
+
+    impls: dict[str, Callable] = {}
+    for backend in gpunn.available_backends():
+        impls[f"gpunn-{backend}"] = lambda w, s, X, y, b=backend: gpunn_runner(b, w, s, X, y)
+    if not args.no_sklearn:
+        impls["scikit-learn"] = sklearn_runner
+    try:
+        import torch
+
+        impls["pytorch-cpu"] = lambda w, s, X, y: torch_runner("cpu", w, s, X, y)
+        if torch.cuda.is_available():
+            impls["pytorch-cuda"] = lambda w, s, X, y: torch_runner("cuda", w, s, X, y)
+    except ImportError:
+        pass
+    impls["gemm-only"] = lambda w, s, X, y: gemm_only_runner(w, X)
+    return impls
+
+
+def run(args) -> dict:
+    peak = gemm_peak_gflops()
+    results = {"machine": machine_info(), "gemm_peak_gflops": peak, "rows": []}
+    impls = implementations(args)
+    workloads = [WORKLOADS[name] for name in args.workloads.split(",")]
+    if args.mnist:
+        from .datasets import load_mnist
+
+        X_m, y_m = load_mnist(args.mnist)
+        workloads.append(Workload("MNIST", 784, (256, 128), "relu", 10, len(X_m), 256))
+    for w in workloads:
+        if w.name == "MNIST":
+            X, y = X_m, y_m
+        else:
+            X, y = make_data(w, n_samples=args.samples)
+        for solver in args.solvers.split(","):
+            for name, factory in impls.items():
+                if name == "gemm-only" and solver != args.solvers.split(",")[0]:
+                    continue  # the bound does not depend on the solver
+                rates = time_epochs(factory(w, solver, X, y), len(X), args.repeats)
+                med = statistics.median(rates)
+                results["rows"].append({
+                    "workload": w.name, "solver": "-" if name == "gemm-only" else solver,
+                    "impl": name, "median": med, "min": min(rates), "max": max(rates),
+                    "gflops": med * w.flops_per_sample / 1e9,
+                    "pct_peak": 100 * med * w.flops_per_sample / 1e9 / peak,
+                })
+                print(f"  {w.name} {solver:4s} {name:14s} {med:12,.0f} samples/s", file=sys.stderr)
+    return results
+
+
+def format_table(results: dict) -> str:
+    rows = results["rows"]
+    rate = {(r["workload"], r["solver"], r["impl"]): r["median"] for r in rows}
+    bound = {r["workload"]: r["median"] for r in rows if r["impl"] == "gemm-only"}
+    peers = [p for p in ("scikit-learn", "pytorch-cpu", "pytorch-cuda") if any(r["impl"] == p for r in rows)]
+    head = (f"{'workload':8s} {'solver':6s} {'implementation':14s} {'samples/s (min-max)':>30s} "
+            f"{'GFLOP/s':>8s} {'%peak':>6s} " + " ".join(f"{'x ' + p:>14s}" for p in peers) + f" {'/ GEMM-only':>11s}")
+    lines = [f"float32 GEMM peak here: {results['gemm_peak_gflops']:.1f} GFLOP/s", head, "-" * len(head)]
+    for r in rows:
+        ratios = " ".join(
+            f"{r['median'] / rate[(r['workload'], r['solver'], p)]:14.2f}"
+            if (r["workload"], r["solver"], p) in rate and r["impl"] != p else f"{'':14s}" for p in peers)
+        to_bound = f"{r['median'] / bound[r['workload']]:11.2f}" if r["workload"] in bound else ""
+        span = f"{r['median']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f})"
+        lines.append(f"{r['workload']:8s} {r['solver']:6s} {r['impl']:14s} {span:>30s} "
+                     f"{r['gflops']:8.1f} {r['pct_peak']:6.1f} {ratios} {to_bound}")
+    return "\n".join(lines)
+
+
+MEMORY_SCRIPT = """
+import numpy as np
+from gpunn.benchmark import WORKLOADS, make_data
+import gpunn
+w = WORKLOADS["W2"]
+X, y = make_data(w)
+def status(field):
+    with open("/proc/self/status") as fh:
+        return next(int(l.split()[1]) for l in fh if l.startswith(field))
+with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM) to the current RSS
+    fh.write("5")
+base = status("VmRSS")
+gpunn.MLPClassifier(w.hidden, w.activation, batch_size=w.batch_size, max_iter=2, random_state=0,
+                    backend="numpy").fit(X, y)
+print(base, status("VmHWM"), X.nbytes // 1024)
+"""
+
+
+def memory_check() -> dict:
+    """Peak RSS of a 2-epoch W2 fit above the RSS after loading data and gpunn (Linux).
+
+    Runs in a subprocess; the kernel's high-water mark is reset after loading, so the
+    float64 temporaries of data generation do not count.
+    """
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True, check=True)
+    base, peak, x_kib = map(int, out.stdout.split())
+    return {"rss_after_load_mib": base / 1024, "peak_rss_mib": peak / 1024,
+            "growth_mib": (peak - base) / 1024, "x_mib": x_kib / 1024,
+            "growth_over_x": (peak - base) / x_kib}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gpunn bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", default="W1,W2,W3,W4", help="comma-separated: W1,W2,W3,W4")
+    parser.add_argument("--solvers", default="sgd,adam")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs after one warm-up")
+    parser.add_argument("--samples", type=int, help="override each workload's sample count")
+    parser.add_argument("--mnist", help="also train on MNIST IDX files from this folder")
+    parser.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn (slow on W4)")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test in seconds")
+    parser.add_argument("--memory", action="store_true", help="also measure a W2 fit's peak RSS")
+    parser.add_argument("--json", help="write the results to this JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.samples, args.repeats = args.samples or 1024, 1
+    results = run(args)
+    if args.memory:
+        results["memory"] = memory_check()
+    print(format_table(results))
+    print("machine:", json.dumps(results["machine"]))
+    if "memory" in results:
+        m = results["memory"]
+        print(f"memory (W2 fit): peak RSS grew {m['growth_mib']:.1f} MiB above the "
+              f"{m['rss_after_load_mib']:.1f} MiB after loading; X is {m['x_mib']:.1f} MiB "
+              f"(growth / X = {m['growth_over_x']:.2f})")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

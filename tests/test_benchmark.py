@@ -1,0 +1,34 @@
+"""The benchmark command runs end to end on tiny sizes (structure only: no timing asserts)."""
+
+import json
+
+from gpunn import benchmark
+
+
+def test_flop_count_of_a_workload():
+    w = benchmark.WORKLOADS["W2"]
+    pairs = [(784, 256), (256, 128), (128, 10)]
+    assert w.flops_per_sample == 6 * sum(i * o for i, o in pairs) - 2 * 784 * 256
+
+
+def test_quick_run_prints_a_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert benchmark.main(["--quick", "--workloads", "W1", "--solvers", "sgd,adam",
+                           "--samples", "256", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "gpunn-numpy" in table and "scikit-learn" in table and "gemm-only" in table
+    results = json.loads(out.read_text())
+    impls = {r["impl"] for r in results["rows"]}
+    assert {"gpunn-numpy", "scikit-learn", "gemm-only"} <= impls
+    assert results["gemm_peak_gflops"] > 0
+    for row in results["rows"]:
+        assert row["min"] <= row["median"] <= row["max"]
+    assert results["machine"]["threadpools"]
+
+
+def test_cli_bench_delegates(capsys):
+    from gpunn.cli import main
+
+    assert main(["bench", "--quick", "--workloads", "W1", "--solvers", "adam", "--samples", "64",
+                 "--no-sklearn"]) == 0
+    assert "gpunn-numpy" in capsys.readouterr().out
