@@ -20,8 +20,7 @@ Conventions shared by every op:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Hidden-layer activations (scikit-learn's names) and the output-only ``exp``.
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "exp")
@@ -38,9 +37,10 @@ OUTPUT_LOSSES = {
 UPDATE_RULES = {"sgd": ("velocity",), "adam": ("m", "v")}
 
 
-@dataclass(frozen=True)
-class UpdateHyper:
+class UpdateHyper(NamedTuple):
     """Scalars of one optimizer step, all computed on the host (no device sync).
+
+    A NamedTuple: immutable and cheap to build once per step.
 
     The raw gradient ``grads`` holds unscaled sums (``A.T @ delta``, column sums of
     ``delta``). The effective gradient is ``g = (grads + l2 * params) / grad_scale`` on
