@@ -10,6 +10,7 @@ import argparse
 import statistics
 import sys
 import time
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -60,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="predict with a saved model")
     predict.add_argument("model")
     predict.add_argument("data")
-    predict.add_argument("--target", help="label column of a CSV, dropped before predicting")
+    predict.add_argument("--target", help="a label column of the CSV to drop (default: every column is a feature)")
     predict.add_argument("-o", "--output", help="write predictions to this CSV (default: stdout)")
 
     evaluate = sub.add_parser("evaluate", help="score a saved model on labelled data")
@@ -91,6 +92,7 @@ def _batch_size(text: str):
 
 
 def cmd_train(args) -> None:
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
 
     import gpunn
@@ -115,8 +117,12 @@ def cmd_train(args) -> None:
     print(f"data: {args.data}: {len(X_train)} training and {len(X_test)} test samples, "
           f"{X.shape[1]} features, {'classification' if classify else 'regression'}")
     tic = time.perf_counter()
-    est.fit(X_train, y_train)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        est.fit(X_train, y_train)
     seconds = time.perf_counter() - tic
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        print(f"note: stopped at --epochs {args.epochs} before the loss settled; more epochs may help")
     metric = "accuracy" if classify else "R2"
     print(f"train {metric}: {est.score(X_train, y_train):.4f}")
     print(f"test {metric}: {est.score(X_test, y_test):.4f}")
@@ -138,8 +144,12 @@ def _load_model(path: str):
     return gpunn.load(path)
 
 
-def _features(args, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    X, y = datasets.load(args.data, args.target)
+def _features(args, n_features: int, labelled: bool = True):
+    """X (and y when ``labelled``) from DATA; an unlabelled CSV uses every column."""
+    if not labelled and args.data.endswith(".csv"):
+        X, y = datasets.load_csv(args.data, args.target, labelled=False), None
+    else:
+        X, y = datasets.load(args.data, args.target)
     if X.shape[1] != n_features:
         raise UserError(f"{args.data} has {X.shape[1]} features but the model expects {n_features}")
     return X, y
@@ -147,7 +157,7 @@ def _features(args, n_features: int) -> tuple[np.ndarray, np.ndarray]:
 
 def cmd_predict(args) -> None:
     est = _load_model(args.model)
-    X, _ = _features(args, est.n_features_in_)
+    X, _ = _features(args, est.n_features_in_, labelled=False)
     predictions = est.predict(X)
     lines = "\n".join(",".join(map(str, np.atleast_1d(p))) for p in predictions)
     if args.output:

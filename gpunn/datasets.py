@@ -77,22 +77,29 @@ def load_mnist(folder: str | Path, kind: str = "train") -> tuple[np.ndarray, np.
     return (images.reshape(len(images), -1) / np.float32(255)).astype(np.float32), labels.astype(np.int64)
 
 
-def load_csv(path: str | Path, target: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """A CSV with a header row; ``target`` names the label column (default: the last)."""
+def load_csv(path: str | Path, target: str | None, labelled: bool = True):
+    """A CSV with a header row; ``target`` names the label column (default: the last).
+
+    With ``labelled=False`` every column is a feature and only X is returned (for
+    predicting on new rows).
+    """
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CSV file not found: {path}")
     frame = pd.read_csv(path)
-    target = target if target is not None else frame.columns[-1]
-    if target not in frame.columns:
+    if labelled:
+        target = target if target is not None else frame.columns[-1]
+    if target is not None and target not in frame.columns:
         raise ValueError(f"column {target!r} not in {path}; columns are {', '.join(map(str, frame.columns))}")
-    features = frame.drop(columns=[target])
+    features = frame.drop(columns=[target]) if target is not None else frame
     non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
         raise ValueError(f"non-numeric feature columns in {path}: {', '.join(map(str, non_numeric))}; "
                          "encode them as numbers first")
+    if not labelled:
+        return features.to_numpy()
     return features.to_numpy(), frame[target].to_numpy()
 
 
