@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 #: kernel template -> the files, in include order, that define it
-KERNEL_FILES = ("activations.cu", "softmax.cu", "losses.cu", "optim.cu")
+KERNEL_FILES = ("activations.cu", "softmax.cu", "losses.cu", "optim_rules.cuh", "optim.cu")
 KERNELS = (
     "bias_act", "act_grad", "softmax_rows", "loss_grad_softmax", "loss_grad_elementwise",
     "sum_squares", "finish_grad", "fused_sgd", "fused_adam",
@@ -23,7 +23,7 @@ CTYPES = {"float32": "float", "float64": "double"}
 #: NVRTC options for every build; CuPy adds the GPU architecture itself.
 NVRTC_OPTIONS = ("--std=c++17",)
 
-_INCLUDE = re.compile(r'^\s*#\s*include\s+"common\.cuh"\s*$', re.MULTILINE)
+_INCLUDE = re.compile(r'^\s*#\s*include\s+"\w+\.cuh"\s*$', re.MULTILINE)
 
 
 def kernel_dir() -> Path:

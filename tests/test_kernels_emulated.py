@@ -112,7 +112,7 @@ if sys.argv[2] == "ours":
         lib.launch("loss_grad_softmax<double>", (n,), (32,), (z, y, d, None, acc, np.float64(1), np.int32(n), np.int32(3)), schedule="random")
         lib.launch("loss_grad_elementwise<double>", (4,), (64,), (z, y, d, None, acc, np.float64(1), np.int32(n), np.int32(3), np.int32(1)))
         p = np.ones(n); g = np.ones(n); m = np.zeros(n); v = np.zeros(n)
-        lib.launch("fused_adam<double>", (2,), (64,), (p, g, m, v, np.int64(n), np.int64(n // 2), np.float64(1e-3), np.float64(0.9), np.float64(0.999), np.float64(1e-8), np.float64(1e-4), np.float64(1)))
+        lib.launch("fused_adam<double>", (2,), (64,), (p, g, m, v, np.int64(n), np.int64(n // 2), np.float64(1e-3), np.float64(0.9), np.float64(0.1), np.float64(0.999), np.float64(0.001), np.float64(1e-8), np.float64(1e-4), np.float64(1)))
     print("clean")
 else:
     lib = Library([Path(sys.argv[1]) / "cuda_emu" / "planted" / "bugs.cu"], sanitize=True)

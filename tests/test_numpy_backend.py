@@ -1,42 +1,109 @@
-"""NumpyBackend specifics: the threaded optimizer step changes no number."""
+"""NumpyBackend specifics: the compiled optimizer step changes no number, and falls back."""
+
+import shutil
 
 import numpy as np
 import pytest
 
+from gpunn import cpu_kernels
 from gpunn.backends import NumpyBackend, UpdateHyper
-from gpunn.backends.numpy_backend import PARALLEL_MIN_SIZE
+
+needs_compiler = pytest.mark.skipif(
+    cpu_kernels.load()[0] is None, reason=f"no compiled step here: {cpu_kernels.load()[1]}")
 
 
-@pytest.mark.parametrize("rule, extra", [("adam", {}), ("sgd", dict(momentum=0.9, nesterov=True)),
-                                          ("sgd", dict(momentum=0.5))])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_threaded_update_is_bitwise_equal_to_serial(rule, extra, dtype):
-    n = 3 * PARALLEL_MIN_SIZE + 7
+@pytest.fixture
+def fresh_load(monkeypatch, tmp_path):
+    """``cpu_kernels.load`` with an empty cache folder, restored after the test."""
+    monkeypatch.setenv("GPUNN_CACHE_DIR", str(tmp_path))
+    cpu_kernels.load.cache_clear()
+    yield cpu_kernels.load
+    cpu_kernels.load.cache_clear()
+
+
+def _run_steps(backend, rule, dtype, hyper, n, steps=3):
     rng = np.random.RandomState(0)
-    hyper = UpdateHyper(lr=1e-2, grad_scale=32.0, n_weights=n // 2 + 1, l2=1e-3, **extra)
-    results = []
-    for threads in (1, 2, 3):
-        backend = NumpyBackend(n_threads=threads)
-        assert len(backend._chunks(n)) == threads
-        params = rng.normal(size=n).astype(dtype) if not results else start.copy()
-        start = params.copy() if not results else start
-        state = tuple(np.zeros(n, dtype) for _ in range(2 if rule == "adam" else 1))
-        for step in range(3):
-            grads = np.random.RandomState(step).normal(size=n).astype(dtype)
-            backend.fused_update(rule, params, grads, state, hyper)
-        results.append((params, state))
-    for params, state in results[1:]:
-        np.testing.assert_array_equal(params, results[0][0])
-        for a, b in zip(state, results[0][1]):
-            np.testing.assert_array_equal(a, b)
+    params = rng.normal(size=n).astype(dtype)
+    state = tuple(np.zeros(n, dtype) for _ in range(2 if rule == "adam" else 1))
+    for step in range(steps):
+        grads = np.random.RandomState(step + 1).normal(size=n).astype(dtype)
+        backend.fused_update(rule, params, grads, state, hyper)
+    return params, state
 
 
-def test_threaded_finish_grad_matches_formula():
-    n = 2 * PARALLEL_MIN_SIZE + 3
-    backend = NumpyBackend(n_threads=2)
+@needs_compiler
+@pytest.mark.parametrize("rule, extra", [("adam", {}), ("adam", dict(beta_1=0.5, epsilon=1e-3)),
+                                          ("sgd", dict(momentum=0.9, nesterov=True)),
+                                          ("sgd", dict(momentum=0.9)), ("sgd", {})])
+@pytest.mark.parametrize("l2", [0.0, 1e-3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 100_003])
+def test_compiled_step_is_bitwise_equal_to_numpy(rule, extra, l2, dtype, n):
+    hyper = UpdateHyper(lr=1e-2, grad_scale=32.0, n_weights=n // 2 + 1, l2=l2, **extra)
+    p_ref, state_ref = _run_steps(NumpyBackend(compiled_step=False), rule, dtype, hyper, n)
+    p, state = _run_steps(NumpyBackend(), rule, dtype, hyper, n)
+    np.testing.assert_array_equal(p, p_ref)
+    for a, b in zip(state, state_ref):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_compiler
+def test_compiled_step_reads_grads_and_refuses_what_it_cannot_take():
+    compiled = cpu_kernels.load()[0]
+    p, g = np.ones(10, np.float32), np.full(10, 2, np.float32)
+    velocity = np.zeros(10, np.float32)
+    assert compiled.pointers((p, g, velocity)) == [a.ctypes.data for a in (p, g, velocity)]
+    assert compiled.pointers((p, g, np.zeros(10, np.float64))) is None  # mixed dtypes
+    assert compiled.pointers((p, g, np.zeros(20, np.float32)[::2])) is None  # not contiguous
+    assert compiled.pointers((p, g, np.zeros(9, np.float32))) is None  # wrong size
+    assert compiled.pointers((p, g, [0.0] * 10)) is None  # not an array
+    assert compiled.pointers(tuple(a.astype(np.float16) for a in (p, g, velocity))) is None
+    p2 = p.copy()  # same contents, another buffer: another pointer, never the cached one
+    assert compiled.pointers((p2, g, velocity))[0] == p2.ctypes.data != p.ctypes.data
+    NumpyBackend().fused_update("sgd", p, g, (np.zeros(10, np.float32),),
+                                UpdateHyper(lr=0.5, grad_scale=1.0, n_weights=10))
+    np.testing.assert_array_equal(p, 0.0)
+    np.testing.assert_array_equal(g, 2.0)  # the raw gradient is read, never written
+
+
+def test_finish_grad_matches_formula():
+    n = 1003
     p, g = np.random.RandomState(1).normal(size=(2, n))
     out = g.copy()
-    backend.finish_grad(p, out, UpdateHyper(lr=0, grad_scale=4.0, n_weights=n - 10, l2=0.5))
+    NumpyBackend().finish_grad(p, out, UpdateHyper(lr=0, grad_scale=4.0, n_weights=n - 10, l2=0.5))
     expected = g / 4.0
     expected[: n - 10] = (g[: n - 10] + 0.5 * p[: n - 10]) / 4.0
     np.testing.assert_array_equal(out, expected)
+
+
+@needs_compiler
+def test_compiled_step_is_built_once_and_cached(fresh_load, tmp_path):
+    compiled, why = fresh_load()
+    assert compiled is not None and "compiled for this CPU" in why
+    built = list(tmp_path.glob("cpu_optim_*.so"))
+    assert len(built) == 1 and str(built[0]) in why
+    assert not list(tmp_path.glob("*.tmp"))  # the temporary was renamed, not left behind
+    mtime = built[0].stat().st_mtime_ns
+    fresh_load.cache_clear()
+    fresh_load()
+    assert built[0].stat().st_mtime_ns == mtime
+
+
+def test_environment_variable_turns_the_compiled_step_off(fresh_load, monkeypatch):
+    monkeypatch.setenv("GPUNN_CPU_KERNELS", "0")
+    compiled, why = fresh_load()
+    assert compiled is None and "GPUNN_CPU_KERNELS=0" in why
+    assert "GPUNN_CPU_KERNELS=0" in NumpyBackend().device_info()["optimizer step"]
+
+
+@pytest.mark.parametrize("compiler, expected", [("/nonexistent/c++", "No such file"),
+                                                 ("false", "could not compile")])
+def test_a_missing_or_failing_compiler_falls_back_to_numpy(fresh_load, monkeypatch, compiler,
+                                                           expected):
+    monkeypatch.setenv("CXX", shutil.which(compiler) or compiler)
+    compiled, why = fresh_load()
+    assert compiled is None and why.startswith("NumPy") and expected in why
+    hyper = UpdateHyper(lr=0.1, grad_scale=2.0, n_weights=3, l2=0.1, momentum=0.9)
+    p, _ = _run_steps(NumpyBackend(), "sgd", np.float64, hyper, 5)
+    p_ref, _ = _run_steps(NumpyBackend(compiled_step=False), "sgd", np.float64, hyper, 5)
+    np.testing.assert_array_equal(p, p_ref)

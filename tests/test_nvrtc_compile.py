@@ -13,6 +13,7 @@ import ctypes
 import glob
 import os
 import re
+import shutil
 import sysconfig
 
 import pytest
@@ -119,7 +120,8 @@ def test_nvrtc_rejects_what_nvcc_accepts(nvrtc):
 
 
 def test_kernels_ship_in_the_wheel(tmp_path):
-    """pip install . puts the .cu files in site-packages, where gpunn.kernels finds them."""
+    """pip install . puts the kernel sources in site-packages, where gpunn finds them: the
+    CUDA ones for NVRTC and the CPU optimizer step, which builds from there."""
     import subprocess
     import sys
     import zipfile
@@ -129,12 +131,16 @@ def test_kernels_ship_in_the_wheel(tmp_path):
                     "-q", "-w", str(tmp_path), repo], check=True, timeout=300)
     wheel = next(tmp_path.glob("gpunn-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for f in kernels.KERNEL_FILES + ("common.cuh",):
+    for f in kernels.KERNEL_FILES + ("common.cuh", "cpu_optim.cpp"):
         assert f"gpunn/_kernels/{f}" in names
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
-    code = "import gpunn.kernels as k; print(k.kernel_dir()); print(len(k.source()))"
+    code = ("import gpunn.kernels as k, gpunn.cpu_kernels as c; print(k.kernel_dir()); "
+            "print(len(k.source())); print(c.load()[0] is not None or c.load()[1])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(target)}, cwd=tmp_path)
-    folder, length = out.stdout.split()
+                         env={**os.environ, "PYTHONPATH": str(target),
+                              "GPUNN_CACHE_DIR": str(tmp_path / "cache")}, cwd=tmp_path)
+    folder, length, cpu_step = out.stdout.splitlines()
     assert folder.startswith(str(target)) and int(length) == len(kernels.source())
+    if shutil.which("c++") or shutil.which("g++"):
+        assert cpu_step == "True"

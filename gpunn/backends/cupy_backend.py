@@ -144,7 +144,8 @@ class CupyBackend(Backend):
             self._kernel("fused_sgd", params.dtype)(grid, (THREADS,), args)
         else:
             args = (params, grads, state[0], state[1], n, nw, T(hyper.lr), T(hyper.beta_1),
-                    T(hyper.beta_2), T(hyper.epsilon), T(hyper.l2), T(hyper.grad_scale))
+                    T(1 - hyper.beta_1), T(hyper.beta_2), T(1 - hyper.beta_2), T(hyper.epsilon),
+                    T(hyper.l2), T(hyper.grad_scale))
             self._kernel("fused_adam", params.dtype)(grid, (THREADS,), args)
 
     # -- checks and device --------------------------------------------------------------

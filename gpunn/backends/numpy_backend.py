@@ -6,37 +6,35 @@ scratch cache keyed by shape and dtype, so a training step allocates nothing aft
 first batch of each size. Ufunc methods are called directly (``np.add.reduce`` rather
 than ``np.sum``): for small networks the per-call overhead is the cost.
 
-The GEMMs use every core through BLAS; the optimizer's elementwise passes would run on
-one. So ``fused_update`` splits large buffers into one chunk per core and runs the
-chunks on a thread pool (NumPy releases the GIL inside ufunc loops). Elementwise results
-do not depend on the split, so this changes no number.
+The optimizer step is the exception: NumPy would need about fourteen passes over the
+parameters, so ``fused_update`` calls the same rules compiled for this CPU
+(``gpunn.cpu_kernels``), which agree with the NumPy code below bitwise. Where nothing
+can be compiled, that NumPy code runs the step.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from scipy.special import expit, xlogy
 
+from .. import cpu_kernels
 from .base import ACTIVATIONS, OUTPUT_LOSSES, UPDATE_RULES, Backend, UpdateHyper
 
 
-#: below this many parameters one thread updates the whole buffer (dispatch costs more)
-PARALLEL_MIN_SIZE = 1 << 16
-
-
 class NumpyBackend(Backend):
-    """CPU backend on NumPy and the machine's BLAS."""
+    """CPU backend on NumPy and the machine's BLAS.
+
+    ``compiled_step=False`` runs the optimizer step in NumPy even where the compiled one
+    is available (the reference the tests compare it with).
+    """
 
     name = "numpy"
 
-    def __init__(self, n_threads: int | None = None) -> None:
+    def __init__(self, compiled_step: bool = True) -> None:
         self._scratch_cache: dict[tuple, np.ndarray] = {}
-        # 1 by default: measured slower on 2 cores, where BLAS threads spin after each GEMM
-        self.n_threads = n_threads or 1
-        self._pool: ThreadPoolExecutor | None = None
+        self.compiled_step = compiled_step
 
     def _scratch(self, slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """A reusable temporary for ``slot``; its contents are undefined on return."""
@@ -45,26 +43,6 @@ class NumpyBackend(Backend):
         if buf is None:
             buf = self._scratch_cache[key] = np.empty(shape, dtype)
         return buf
-
-    def _chunks(self, n: int) -> list[slice]:
-        """One contiguous slice per worker thread for a buffer of ``n`` elements."""
-        if n < PARALLEL_MIN_SIZE or self.n_threads < 2:
-            return [slice(0, n)]
-        bounds = np.linspace(0, n, self.n_threads + 1).astype(int)
-        return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-
-    def _parallel(self, work, n: int) -> None:
-        """Run ``work(chunk)`` for every chunk of ``range(n)``, one on this thread."""
-        chunks = self._chunks(n)
-        if len(chunks) == 1:
-            work(chunks[0])
-            return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.n_threads - 1, thread_name_prefix="gpunn")
-        futures = [self._pool.submit(work, c) for c in chunks[1:]]
-        work(chunks[0])
-        for f in futures:
-            f.result()
 
     # -- memory -------------------------------------------------------------------------
     def asarray(self, x, dtype=None):
@@ -180,46 +158,42 @@ class NumpyBackend(Backend):
 
     # -- optimizer ----------------------------------------------------------------------
     def finish_grad(self, params, grads, hyper):
-        self._parallel(lambda c: self._finish_grad_chunk(params, grads, hyper, c), params.size)
-        return grads
-
-    def _finish_grad_chunk(self, params, grads, hyper, chunk: slice) -> np.ndarray:
-        """(grads + l2 * params) / grad_scale on the weights of ``chunk``, / grad_scale after."""
-        g = grads[chunk]
-        weights = slice(chunk.start, min(chunk.stop, hyper.n_weights))
-        if hyper.l2 and weights.start < weights.stop:
-            tmp = self._scratch(f"l2{chunk.start}", (weights.stop - weights.start,), params.dtype)
+        weights = slice(0, hyper.n_weights)
+        if hyper.l2 and hyper.n_weights:
+            tmp = self._scratch("l2", (hyper.n_weights,), params.dtype)
             np.multiply(params[weights], hyper.l2, out=tmp)
             grads[weights] += tmp
-        g /= hyper.grad_scale
-        return g
+        grads /= hyper.grad_scale
+        return grads
 
     def fused_update(self, rule, params, grads, state, hyper):
         if rule not in UPDATE_RULES:
             raise ValueError(f"unknown update rule {rule!r}; expected one of {list(UPDATE_RULES)}")
-        step = self._sgd_chunk if rule == "sgd" else self._adam_chunk
-        self._parallel(lambda c: step(params, grads, state, hyper, c), params.size)
+        compiled = cpu_kernels.load()[0] if self.compiled_step else None
+        pointers = None if compiled is None else compiled.pointers((params, grads, *state))
+        if pointers is not None:
+            compiled.step(rule, pointers, params, hyper)
+        elif rule == "sgd":
+            self._sgd(params, self.finish_grad(params, grads, hyper), state[0], hyper)
+        else:
+            self._adam(params, self.finish_grad(params, grads, hyper), *state, hyper)
 
-    def _sgd_chunk(self, params, grads, state, hyper, chunk: slice) -> None:
-        g = self._finish_grad_chunk(params, grads, hyper, chunk)
-        p, velocity = params[chunk], state[0][chunk]
-        lr_g = self._scratch(f"lr_g{chunk.start}", p.shape, p.dtype)
+    def _sgd(self, p, g, velocity, hyper) -> None:
+        lr_g = self._scratch("lr_g", p.shape, p.dtype)
         np.multiply(g, hyper.lr, out=lr_g)
         velocity *= hyper.momentum
         velocity -= lr_g
         if hyper.nesterov:
-            step = self._scratch(f"step{chunk.start}", p.shape, p.dtype)
+            step = self._scratch("step", p.shape, p.dtype)
             np.multiply(velocity, hyper.momentum, out=step)
             step -= lr_g
             p += step
         else:
             p += velocity
 
-    def _adam_chunk(self, params, grads, state, hyper, chunk: slice) -> None:
-        g = self._finish_grad_chunk(params, grads, hyper, chunk)
-        p, m, v = params[chunk], state[0][chunk], state[1][chunk]
-        step = self._scratch(f"step{chunk.start}", p.shape, p.dtype)
-        denom = self._scratch(f"denom{chunk.start}", p.shape, p.dtype)
+    def _adam(self, p, g, m, v, hyper) -> None:
+        step = self._scratch("step", p.shape, p.dtype)
+        denom = self._scratch("denom", p.shape, p.dtype)
         m *= hyper.beta_1
         np.multiply(g, 1 - hyper.beta_1, out=step)
         m += step
@@ -257,6 +231,7 @@ class NumpyBackend(Backend):
         except ImportError:
             pass
         info["numpy"] = np.__version__
+        info["optimizer step"] = cpu_kernels.load()[1] if self.compiled_step else "NumPy"
         return info
 
 

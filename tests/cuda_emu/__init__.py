@@ -73,7 +73,8 @@ class Library:
         flags = ["-std=c++17", "-O1", "-g", "-shared", "-fPIC", f"-I{KERNEL_DIR}", f"-I{HERE}"]
         if sanitize:
             flags += ["-fsanitize=address", "-fno-omit-frame-pointer"]
-        digest = hashlib.sha256("".join([source, *(f.read_text() for f in self.files),
+        headers = sorted(KERNEL_DIR.glob("*.cuh"))  # the .cu files include them
+        digest = hashlib.sha256("".join([source, *(f.read_text() for f in self.files + headers),
                                          (HERE / "cuda_emu.h").read_text(), *flags]).encode())
         build = HERE / "_build"
         build.mkdir(exist_ok=True)
