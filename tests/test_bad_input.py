@@ -116,3 +116,14 @@ def test_failed_fit_keeps_the_previous_model():
     for a, b in zip(before, est.coefs_):
         np.testing.assert_array_equal(a, b)
     est.predict(X)
+
+
+def test_large_values_below_the_limit_are_accepted():
+    """The one-pass check's sum of squares overflows here, yet every value is legal."""
+    big = np.full((40_000, 3), 1e18, np.float32)  # 1e18 < sqrt(float32 max) ~ 1.8e19
+    big[::2] *= -1
+    labels = np.arange(len(big)) % 2
+    est = C(hidden_layer_sizes=(2,), max_iter=1, backend="numpy", dtype="float32")
+    with pytest.warns(Warning):  # it will not converge on such data, but it trains
+        est.fit(big, labels)
+    assert est.n_iter_ == 1
