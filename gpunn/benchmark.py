@@ -152,16 +152,23 @@ def gemm_only_runner(w: Workload, X) -> Callable[[], None]:
     return epoch
 
 
-def time_epochs(epoch: Callable[[], None], n_samples: int, repeats: int) -> list[float]:
-    """samples/s of ``repeats`` epochs after one warm-up epoch."""
+def time_interleaved(epochs: dict[str, Callable[[], None]], n_samples: int,
+                     repeats: int) -> dict[str, list[float]]:
+    """samples/s of ``repeats`` epochs of each implementation, after one warm-up each.
+
+    The implementations take turns, one epoch each per round, so a slow spell of a shared
+    machine hits all of them alike and the ratios stay fair.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in epochs}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        epoch()
-        rates = []
-        for _ in range(repeats):
-            tic = time.perf_counter()
+        for epoch in epochs.values():
             epoch()
-            rates.append(n_samples / (time.perf_counter() - tic))
+        for _ in range(repeats):
+            for name, epoch in epochs.items():
+                tic = time.perf_counter()
+                epoch()
+                rates[name].append(n_samples / (time.perf_counter() - tic))
     return rates
 
 
@@ -231,10 +238,10 @@ def run(args) -> dict:
         else:
             X, y = make_data(w, n_samples=args.samples)
         for solver in args.solvers.split(","):
-            for name, factory in impls.items():
-                if name == "gemm-only" and solver != args.solvers.split(",")[0]:
-                    continue  # the bound does not depend on the solver
-                rates = time_epochs(factory(w, solver, X, y), len(X), args.repeats)
+            epochs = {name: factory(w, solver, X, y) for name, factory in impls.items()
+                      # the bound does not depend on the solver: measured with the first
+                      if name != "gemm-only" or solver == args.solvers.split(",")[0]}
+            for name, rates in time_interleaved(epochs, len(X), args.repeats).items():
                 med = statistics.median(rates)
                 results["rows"].append({
                     "workload": w.name, "solver": "-" if name == "gemm-only" else solver,
@@ -300,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gpunn bench", description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="W1,W2,W3,W4", help="comma-separated: W1,W2,W3,W4")
     parser.add_argument("--solvers", default="sgd,adam")
-    parser.add_argument("--repeats", type=int, default=3, help="timed epochs after one warm-up")
+    parser.add_argument("--repeats", type=int, default=5, help="timed epochs of each, after one warm-up")
     parser.add_argument("--samples", type=int, help="override each workload's sample count")
     parser.add_argument("--mnist", help="also train on MNIST IDX files from this folder")
     parser.add_argument("--no-sklearn", action="store_true", help="skip scikit-learn (slow on W4)")
