@@ -24,7 +24,12 @@ from sklearn.utils import assert_all_finite, check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from .backends import get_backend
 from .backends.base import Backend
@@ -141,14 +146,16 @@ class _BaseMLP(BaseEstimator):
                 raise TypeError(f"callbacks must be callables taking a metrics dict; got {cb!r}.")
         first_pass = not resume and (
             not hasattr(self, "coefs_") or (not self.warm_start and not incremental))
-        X, Y = self._validate_input(X, y, incremental or resume, reset=first_pass)
-        _check_finite_and_magnitude(X)
+        backend = get_backend(self.backend)
+        X, Y = self._validate_input(X, y, backend, incremental or resume, reset=first_pass)
+        _check_finite_and_magnitude(X, backend)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+            sample_weight = _check_sample_weight(_host(sample_weight, backend),
+                                                 _host_shape_of(X, backend),
+                                                 ensure_non_negative=True)
             if not sample_weight.sum() > 0:
                 raise ValueError("sample_weight must not be all zeros: nothing would be learnt.")
         random_state = self._rng if resume else check_random_state(self.random_state)
-        backend = get_backend(self.backend)
         if first_pass:
             self._initialize(Y, [X.shape[1], *hidden, Y.shape[1]], X.dtype, backend, random_state)
         else:
@@ -236,13 +243,37 @@ class _BaseMLP(BaseEstimator):
 
     # -- prediction ---------------------------------------------------------------------
     def _forward(self, X) -> np.ndarray:
-        """Output activations for X, validated like scikit-learn's ``predict``."""
+        """Output activations for X (on the host), validated like scikit-learn's ``predict``.
+
+        X may be a device array of the backend: it is checked and used where it is.
+        """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        self._load_model(get_backend(self.backend))
+        backend = get_backend(self.backend)
+        if backend.holds(X):
+            X = _device_X(self, X, backend, reset=False, dtype=(np.float64, np.float32))
+            if not backend.all_finite(X):
+                raise ValueError("Input X contains NaN or infinity.")
+        else:
+            _refuse_other_devices(X, "X", backend)
+            X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        self._load_model(backend)
         model = self._model
         output = model.predict_output(model.backend.asarray(X, model.dtype))
         return model.backend.to_numpy(output)
+
+    def _like_input(self, result: np.ndarray, X):
+        """``result`` as a device array when X was one (labels that are strings stay here)."""
+        backend = self._model.backend
+        if backend.holds(X) and result.dtype.kind in "biuf":
+            return backend.asarray(result)
+        return result
+
+    def _score(self, X, y, sample_weight) -> float:
+        """Accuracy or R^2 on the host; X and y may be device arrays."""
+        output = self._forward(X)
+        backend = self._model.backend
+        return self._score_function(_host(y, backend), self._decode_output(output),
+                                    sample_weight=_host(sample_weight, backend))
 
     def _score_output(self, output: np.ndarray, targets, sample_weight) -> float:
         """Score of output activations against targets; NaN when the output is not finite."""
@@ -318,11 +349,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _output_activation(self) -> str:
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
-    def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self, X, y, multi_output=True, reset=reset, ensure_all_finite=False,
-            dtype=self._resolve_dtype(not reset and hasattr(self, "_model")),
-        )
+    def _validate_input(self, X, y, backend, incremental, reset):
+        X, y = _validate_xy(self, X, y, backend, reset, False,
+                            dtype=self._resolve_dtype(not reset and hasattr(self, "_model")))
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
@@ -361,19 +390,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X):
         """Predict class labels (or label-indicator rows for multilabel problems)."""
-        return self._decode_output(self._forward(X))
+        return self._like_input(self._decode_output(self._forward(X)), X)
+
+    def _proba(self, X) -> np.ndarray:
+        output = self._forward(X)
+        return np.hstack([1 - output, output]) if self.n_outputs_ == 1 else output
 
     def predict_proba(self, X):
         """Class probabilities, columns ordered as ``classes_``."""
-        output = self._forward(X)
-        if self.n_outputs_ == 1:
-            return np.hstack([1 - output, output])
-        return output
+        return self._like_input(self._proba(X), X)
 
     def predict_log_proba(self, X):
         """Log of ``predict_proba``."""
-        proba = self.predict_proba(X)
-        return np.log(proba, out=proba)
+        proba = self._proba(X)
+        return self._like_input(np.log(proba, out=proba), X)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean accuracy on (X, y), as scikit-learn's classifiers define it."""
+        return self._score(X, y, sample_weight)
 
     def _check_solver(self) -> bool:
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -462,11 +496,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _output_activation(self) -> str:
         return "exp" if self.loss == "poisson" else "identity"
 
-    def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self, X, y, multi_output=True, y_numeric=True, reset=reset, ensure_all_finite=False,
-            dtype=self._resolve_dtype(not reset and hasattr(self, "_model")),
-        )
+    def _validate_input(self, X, y, backend, incremental, reset):
+        X, y = _validate_xy(self, X, y, backend, reset, True,
+                            dtype=self._resolve_dtype(not reset and hasattr(self, "_model")))
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):
@@ -481,7 +513,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def predict(self, X):
         """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
-        return self._decode_output(self._forward(X))
+        return self._like_input(self._decode_output(self._forward(X)), X)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Coefficient of determination R^2 on (X, y), as scikit-learn's regressors define it."""
+        return self._score(X, y, sample_weight)
 
     @available_if(lambda est: est.solver in _STOCHASTIC_SOLVERS)
     def partial_fit(self, X, y, sample_weight=None):
@@ -491,17 +527,80 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
 
 
-def _check_finite_and_magnitude(X: np.ndarray) -> None:
+def _host(x, backend: Backend):
+    """``x`` on the host: device arrays are copied there (used for y and weights, never X)."""
+    return backend.to_numpy(x) if backend.holds(x) else x
+
+
+def _host_shape_of(X, backend: Backend):
+    """What scikit-learn's ``_check_sample_weight`` reads of X (length, dtype), on the host."""
+    return np.empty((X.shape[0], 0), X.dtype) if backend.holds(X) else X
+
+
+def _refuse_other_devices(x, name: str, backend: Backend) -> None:
+    """A clear error for a GPU array given to a backend that cannot hold it."""
+    if type(x).__module__.split(".")[0] == "cupy":
+        raise TypeError(
+            f"{name} is a CuPy array but this estimator runs on the {backend.name!r} backend. "
+            f"Use backend='cupy' (or 'auto') to train where the data is, or pass {name}.get().")
+
+
+def _device_X(est, X, backend: Backend, reset: bool, dtype):
+    """X already on ``backend``'s device, checked as ``validate_data`` checks host arrays."""
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2D array of shape (n_samples, n_features); X is {X.ndim}D.")
+    if 0 in X.shape:
+        raise ValueError(f"Found array with shape {X.shape}: at least one sample and one "
+                         "feature are required.")
+    allowed = [np.dtype(d) for d in (dtype if isinstance(dtype, tuple) else (dtype,))]
+    if reset:
+        est.n_features_in_ = X.shape[1]
+        est.__dict__.pop("feature_names_in_", None)
+    elif X.shape[1] != est.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(est).__name__} is expecting "
+                         f"{est.n_features_in_} features as input.")
+    return backend.asarray(X, X.dtype if X.dtype in allowed else allowed[0])
+
+
+def _validate_xy(est, X, y, backend: Backend, reset: bool, y_numeric: bool, dtype):
+    """scikit-learn's ``validate_data`` for (X, y), except that X already on ``backend``'s
+    device is checked there and kept there (y, small, is brought to the host). NaN and
+    inf in X are left to ``_check_finite_and_magnitude``."""
+    if not backend.holds(X):
+        _refuse_other_devices(X, "X", backend)
+        return validate_data(est, X, _host(y, backend), multi_output=True, y_numeric=y_numeric,
+                             reset=reset, ensure_all_finite=False, dtype=dtype)
+    X = _device_X(est, X, backend, reset, dtype)
+    y = check_array(_host(y, backend), ensure_2d=False, dtype=None, input_name="y",
+                    estimator=est)
+    if y_numeric and y.dtype.kind == "O":
+        y = y.astype(np.float64)
+    if len(y) != X.shape[0]:
+        raise ValueError("Found input variables with inconsistent numbers of samples: "
+                         f"[{X.shape[0]}, {len(y)}]")
+    return X, y
+
+
+def _check_finite_and_magnitude(X, backend: Backend) -> None:
     """Refuse NaN, inf, and features so large that squared gradients overflow the dtype.
 
-    One pass in the common case: sum(x**2) is finite only if every x is finite and below
-    sqrt(max) (squares cannot cancel). It is a BLAS dot product, 4x faster than the
-    finiteness check and min/max it replaces; only a non-finite sum runs the slow checks,
-    which say what is wrong. ``ravel(order="K")`` is a view of any contiguous X.
+    One pass in the common case: sum(x**2) stays within the dtype's range only if every
+    x is finite and below sqrt(max) (squares cannot cancel). On the host it is a BLAS dot
+    product, 4x faster than the finiteness check and min/max it replaces; device arrays
+    get the backend's sum of squares. Only an out-of-range sum runs the slow checks, on
+    the host, which say what is wrong. ``ravel(order="K")`` is a view of any contiguous X.
     """
+    largest = float(np.finfo(X.dtype).max)
+    if backend.holds(X):
+        acc = backend.zeros(1, np.float64)
+        backend.sum_squares(X.reshape(-1), acc, 1.0)
+        if backend.read_scalar(acc) <= largest:
+            return
+        X = backend.to_numpy(X)
     flat = X.ravel(order="K")
-    if np.isfinite(np.dot(flat, flat)):
-        return
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is the answer, not a fault
+        if np.dot(flat, flat) <= largest:
+            return
     assert_all_finite(X, input_name="X")
     limit = float(np.sqrt(np.finfo(X.dtype).max))
     peak = max(float(X.max()), -float(X.min()))  # no |X| temporary: X may be most of RAM

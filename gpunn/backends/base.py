@@ -66,6 +66,14 @@ class Backend(ABC):
     name: str = "abstract"
 
     # -- memory -------------------------------------------------------------------------
+    def holds(self, x: Any) -> bool:
+        """True when ``x`` is already one of this backend's device arrays (not NumPy's).
+
+        The estimators take such arrays as they are (checked on the device, never copied
+        to the host) and return predictions for them as device arrays.
+        """
+        return False
+
     @abstractmethod
     def asarray(self, x: Any, dtype: Any = None) -> Any:
         """Return ``x`` as a C-contiguous device array of ``dtype``; no copy if it is one."""

@@ -47,6 +47,9 @@ class CupyBackend(Backend):
         return kset.get(name)
 
     # -- memory -------------------------------------------------------------------------
+    def holds(self, x):
+        return isinstance(x, self.xp.ndarray)
+
     def asarray(self, x, dtype=None):
         return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=dtype))
 

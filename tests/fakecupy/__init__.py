@@ -2,8 +2,10 @@
 
 Memory is NumPy's; ``RawModule`` builds the exact code string it is given with the CUDA
 emulator (``tests/cuda_emu``), so ``CupyBackend``'s launch configurations, dtype
-dispatch and argument packing run for real in CI, on our real kernels. What it does not
-model: asynchrony, and CuPy's refusal to convert device arrays to NumPy implicitly.
+dispatch and argument packing run for real in CI, on our real kernels. Its arrays are a
+NumPy subclass, ``fakecupy.ndarray``, so code can tell "device" arrays from host ones as
+it tells CuPy's. What it does not model: asynchrony, and CuPy's refusal to convert device
+arrays to NumPy implicitly (tests check that path's results are device arrays instead).
 Lives under tests/ only: users cannot import it.
 """
 
@@ -22,10 +24,38 @@ __version__ = "0.0-standin"
 #: thread schedule of every launch: "inorder", "reversed" or "random"
 SCHEDULE = "random"
 
-asarray = np.asarray
-ascontiguousarray = np.ascontiguousarray
-empty, zeros, take, matmul, isfinite = np.empty, np.zeros, np.take, np.matmul, np.isfinite
-asnumpy = np.array
+
+
+class ndarray(np.ndarray):
+    """A "device" array: NumPy memory, a type of its own (results of ops on it keep it)."""
+
+
+def _device(array: np.ndarray) -> ndarray:
+    return array.view(ndarray)
+
+
+def asarray(x, dtype=None):
+    return _device(np.asarray(x, dtype=dtype))
+
+
+def ascontiguousarray(x, dtype=None):
+    return _device(np.ascontiguousarray(x, dtype=dtype))
+
+
+def empty(shape, dtype=float):
+    return _device(np.empty(shape, dtype))
+
+
+def zeros(shape, dtype=float):
+    return _device(np.zeros(shape, dtype))
+
+
+take, matmul, isfinite = np.take, np.matmul, np.isfinite
+
+
+def asnumpy(x):
+    """A host copy, of the base NumPy type (as ``cupy.asnumpy`` returns ``numpy.ndarray``)."""
+    return np.array(x, subok=False)
 
 
 def sum(x, axis=None, out=None):  # noqa: A001 - CuPy's name
