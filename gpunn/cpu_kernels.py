@@ -51,25 +51,31 @@ class CompiledStep:
                                + [c_float] * _SCALARS[rule]
                                + ([ctypes.c_int] if rule == "sgd" else []))
                 self._functions[rule, dtype] = fn
-        # The last buffers seen (weakly held) and their data pointers: training passes the
-        # same buffers every step, and asking NumPy for pointers costs more than the step
-        # of a small network.
-        self._last: tuple[list[weakref.ref], list[int]] = ([], [])
+        # The last buffers seen and their data pointers: training passes the same buffers
+        # every step, and asking NumPy for pointers costs more than the step of a small
+        # network. Weak references clear the cache as soon as any of them is freed, so an
+        # id can never be reused while it is cached.
+        self._ids: tuple[int, ...] | None = None
+        self._pointers: list[int] = []
+        self._refs: list[weakref.ref] = []
+
+    def _forget(self, _dead: weakref.ref) -> None:
+        self._ids = None
 
     def pointers(self, buffers: tuple) -> list[int] | None:
         """Data pointers of ``buffers``, or None unless all are contiguous arrays of one
         float dtype and one size (then the NumPy code must do the step)."""
-        refs, pointers = self._last
-        if len(refs) == len(buffers) and all(r() is b for r, b in zip(refs, buffers)):
-            return pointers
+        ids = tuple(map(id, buffers))
+        if ids == self._ids:
+            return self._pointers
         dtype, size = buffers[0].dtype, buffers[0].size
         if dtype not in _C_FLOAT or not all(
                 isinstance(b, np.ndarray) and b.dtype == dtype and b.size == size
                 and b.flags.c_contiguous for b in buffers):
             return None
-        pointers = [b.ctypes.data for b in buffers]
-        self._last = ([weakref.ref(b) for b in buffers], pointers)
-        return pointers
+        self._refs = [weakref.ref(b, self._forget) for b in buffers]
+        self._ids, self._pointers = ids, [b.ctypes.data for b in buffers]
+        return self._pointers
 
     def step(self, rule: str, pointers: list[int], params: np.ndarray, hyper) -> None:
         """One optimizer step in place on the buffers ``pointers`` came from."""

@@ -4,9 +4,11 @@ import shutil
 
 import numpy as np
 import pytest
+from scipy.special import expit
 
 from gpunn import cpu_kernels
 from gpunn.backends import NumpyBackend, UpdateHyper
+from gpunn.backends.numpy_backend import TANH_LOGISTIC_MIN_SIZE
 
 needs_compiler = pytest.mark.skipif(
     cpu_kernels.load()[0] is None, reason=f"no compiled step here: {cpu_kernels.load()[1]}")
@@ -107,3 +109,29 @@ def test_a_missing_or_failing_compiler_falls_back_to_numpy(fresh_load, monkeypat
     p, _ = _run_steps(NumpyBackend(), "sgd", np.float64, hyper, 5)
     p_ref, _ = _run_steps(NumpyBackend(compiled_step=False), "sgd", np.float64, hyper, 5)
     np.testing.assert_array_equal(p, p_ref)
+
+
+@pytest.mark.parametrize("size", [7, TANH_LOGISTIC_MIN_SIZE - 1, TANH_LOGISTIC_MIN_SIZE, 50_000])
+def test_float32_logistic_is_accurate_on_both_paths(size):
+    """Small float32 arrays take expit (relative error of an ulp or two everywhere); large
+    ones the tanh form, whose absolute error stays within an ulp or two of 1 (it cancels for
+    very negative z, where the outputs are tiny next to 1)."""
+    z = np.concatenate([np.linspace(-30, 30, size - 4), [-1e4, 1e4, 0.0, -0.0]]).astype(np.float32)
+    out = np.empty_like(z)
+    NumpyBackend().sigmoid(z, out)
+    truth = expit(z.astype(np.float64))
+    assert np.all((out >= 0) & (out <= 1))
+    assert np.abs(out - truth).max() <= 2.0**-23  # two ulps of values just below 1
+    if size < TANH_LOGISTIC_MIN_SIZE:
+        ulps = np.abs(out - truth) / np.spacing(truth.astype(np.float32))
+        assert ulps.max() <= 2
+
+
+@needs_compiler
+def test_pointer_cache_forgets_freed_buffers():
+    """A freed buffer's id may be reused by a new array: the cache must not serve it."""
+    compiled = cpu_kernels.load()[0]
+    for i in range(50):
+        buffers = tuple(np.zeros(64 if i % 2 else 5000, np.float32) for _ in range(3))
+        assert compiled.pointers(buffers) == [b.ctypes.data for b in buffers]
+        del buffers  # the next arrays may get the same ids, at other addresses

@@ -59,7 +59,7 @@ class NumpyBackend(Backend):
 
     def take_rows(self, x, idx, out):
         view = out[: len(idx)]
-        np.take(x, idx, axis=0, out=view)
+        x.take(idx, axis=0, out=view)  # the method: np.take's Python wrapper costs 1 us
         return view
 
     # -- linear algebra -----------------------------------------------------------------
@@ -111,18 +111,21 @@ class NumpyBackend(Backend):
         # delta = f(z), then the per-element loss into tmp, from f(z) and y.
         if output == "softmax":
             self.softmax(z, delta)
+        elif output == "logistic":
+            _logistic(z, delta)
         else:
             np.copyto(delta, z)
             _apply_activation(output, delta)
+        sign = 1.0  # the cross-entropies are summed as y log p, then negated once
         if output in ("softmax", "logistic"):
-            eps = np.finfo(z.dtype).eps
+            sign = -1.0
+            eps = _EPS[z.dtype]
             np.maximum(delta, eps, out=tmp)  # clip to [eps, 1 - eps], as scikit-learn
             np.minimum(tmp, 1 - eps, out=tmp)
-            if output == "softmax":  # -y log p
+            if output == "softmax":  # y log p
                 np.log(tmp, out=tmp)
                 tmp *= y
-                np.negative(tmp, out=tmp)
-            else:  # -(y log p + (1 - y) log(1 - p)), with xlogy's 0 log 0 = 0
+            else:  # y log p + (1 - y) log(1 - p), with xlogy's 0 log 0 = 0
                 neg_p = self._scratch("loss_neg_p", z.shape, z.dtype)
                 neg_y = self._scratch("loss_neg_y", z.shape, z.dtype)
                 np.subtract(1, tmp, out=neg_p)
@@ -130,7 +133,6 @@ class NumpyBackend(Backend):
                 xlogy(neg_y, neg_p, out=neg_p)
                 xlogy(y, tmp, out=tmp)
                 tmp += neg_p
-                np.negative(tmp, out=tmp)
         elif output == "identity":  # 0.5 (f - y)**2, averaged over outputs below
             np.subtract(y, delta, out=tmp)
             np.multiply(tmp, tmp, out=tmp)
@@ -140,12 +142,12 @@ class NumpyBackend(Backend):
             xlogy(y, tmp, out=tmp)
             tmp -= y
             tmp += delta
-        per_sample = self._scratch("per_sample", (z.shape[0],), z.dtype)
-        np.add.reduce(tmp, axis=1, out=per_sample)
-        if sample_weight is None:
-            loss = float(np.add.reduce(per_sample, dtype=np.float64))
+        if sample_weight is None:  # one float64 sum over the batch, as scikit-learn's
+            loss = sign * float(np.add.reduce(tmp, axis=None, dtype=np.float64))
         else:
-            loss = float(np.dot(per_sample, sample_weight))
+            per_sample = self._scratch("per_sample", (z.shape[0],), z.dtype)
+            np.add.reduce(tmp, axis=1, out=per_sample)
+            loss = sign * float(np.dot(per_sample, sample_weight))
         acc[0] += scale * loss
         delta -= y
         if sample_weight is not None:
@@ -235,10 +237,21 @@ class NumpyBackend(Backend):
         return info
 
 
+#: machine epsilon per dtype (``np.finfo`` costs a microsecond per call)
+_EPS = {np.dtype(t): float(np.finfo(t).eps) for t in (np.float32, np.float64)}
+
+#: below this many float32 elements one ``expit`` call beats the four-call tanh form
+#: (measured: 1.5 vs 2.1 us at 512 elements, 5.0 vs 2.5 us at 2048)
+TANH_LOGISTIC_MIN_SIZE = 1024
+
+
 def _logistic(z: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """1 / (1 + e^-z). float32: 0.5 + 0.5 tanh(z / 2), within 1 ulp of expit and ~7x faster
-    (NumPy's tanh is SIMD); float64: SciPy's expit, exactly as scikit-learn computes it."""
-    if out.dtype != np.float32:
+    """1 / (1 + e^-z). Large float32 arrays: 0.5 + 0.5 tanh(z / 2), ~7x faster than expit
+    (NumPy's tanh is SIMD) with an absolute error within an ulp of 1 (what the next
+    GEMM and the clipped loss see; tiny outputs for z << 0 lose relative precision).
+    Otherwise SciPy's expit, exactly as scikit-learn computes it (so float64 training
+    matches it to the bit)."""
+    if out.dtype != np.float32 or out.size < TANH_LOGISTIC_MIN_SIZE:
         return expit(z, out=out)
     np.multiply(z, 0.5, out=out)
     np.tanh(out, out=out)
