@@ -1,14 +1,17 @@
-"""The fused optimizer step compiled for this machine's CPU (``kernels/cpu_optim.cpp``).
+"""gpunn's CPU kernels, compiled for this machine (``kernels/cpu_kernels.cpp``).
 
-NumPy runs an Adam step as about fourteen passes over the parameters; this is one. The
-C++ holds no maths of its own: it loops over the CUDA kernels' per-parameter rules
-(``kernels/optim_rules.cuh``). It is built at first use with the system C++ compiler
-(``$CXX``, else ``c++`` or ``g++``) for this CPU (``-O3 -march=native``, with
-``-ffp-contract=off`` so that no fused multiply-add changes a rounding: the results equal
-NumPy's bitwise), cached in ``$GPUNN_CACHE_DIR`` (default ``~/.cache/gpunn``) under a
-hash of the sources, compiler, flags and CPU, and called through ctypes.
+NumPy cannot fuse: an Adam step is about fourteen passes over the parameters, and a
+bias + ReLU or a ReLU gradient two passes over a layer's activations. These kernels do
+each in one. The C++ holds no maths of its own: it loops over the CUDA kernels' rules
+(``kernels/activation_rules.cuh``, ``kernels/optim_rules.cuh``), and only for operations
+whose arithmetic is exact (the optimizer rules, identity and ReLU), so the results equal
+NumPy's bitwise. It is built at first use with the system C++ compiler (``$CXX``, else
+``c++`` or ``g++``) for this CPU (``-O3 -march=native``, with ``-ffp-contract=off`` so
+that no fused multiply-add changes a rounding), cached in ``$GPUNN_CACHE_DIR`` (default
+``~/.cache/gpunn``) under a hash of the sources, compiler, flags and CPU, and called
+through ctypes.
 
-Without a compiler gpunn runs the same step in NumPy, only slower; setting
+Without a compiler gpunn runs the same operations in NumPy, only slower; setting
 ``GPUNN_CPU_KERNELS=0`` asks for that. ``gpunn.info()`` says which one is in use and why.
 """
 
@@ -29,16 +32,20 @@ import numpy as np
 
 from .kernels import kernel_dir
 
-SOURCES = ("cpu_optim.cpp", "optim_rules.cuh")
+SOURCES = ("cpu_kernels.cpp", "activation_rules.cuh", "optim_rules.cuh")
 NATIVE_FLAGS = ("-march=native",)
 FLAGS = ("-std=c++17", "-O3", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC")
 _C_FLOAT = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double}
 _POINTERS = {"sgd": 3, "adam": 4}  # params, grads and the rule's state buffers
 _SCALARS = {"sgd": 4, "adam": 8}  # the element-type scalars after (n, n_weights)
+#: elementwise op -> (array arguments, size arguments)
+_ELEMENTWISE = {"bias_relu": (3, 2), "bias_identity": (3, 2), "relu_grad": (2, 1)}
+#: elementwise ops on fewer elements stay in NumPy: fetching pointers costs ~1 us each
+ELEMENTWISE_MIN_SIZE = 1 << 14
 
 
-class CompiledStep:
-    """ctypes bindings of ``gpunn_<rule>_<dtype>`` from a built library."""
+class CpuKernels:
+    """ctypes bindings of the ``gpunn_<op>_<dtype>`` functions of a built library."""
 
     def __init__(self, path: Path) -> None:
         dll = ctypes.CDLL(str(path))
@@ -51,6 +58,11 @@ class CompiledStep:
                                + [c_float] * _SCALARS[rule]
                                + ([ctypes.c_int] if rule == "sgd" else []))
                 self._functions[rule, dtype] = fn
+            for op, (n_arrays, n_sizes) in _ELEMENTWISE.items():
+                fn = getattr(dll, f"gpunn_{op}_{dtype.name}")
+                fn.restype = None
+                fn.argtypes = [ctypes.c_void_p] * n_arrays + [ctypes.c_longlong] * n_sizes
+                self._functions[op, dtype] = fn
         # The last buffers seen and their data pointers: training passes the same buffers
         # every step, and asking NumPy for pointers costs more than the step of a small
         # network. Weak references clear the cache as soon as any of them is freed, so an
@@ -77,6 +89,22 @@ class CompiledStep:
         self._ids, self._pointers = ids, [b.ctypes.data for b in buffers]
         return self._pointers
 
+    def bias_act(self, z: np.ndarray, bias: np.ndarray, activation: str, out: np.ndarray) -> bool:
+        """``out = f(z + bias)`` for identity and ReLU; False (nothing done) otherwise."""
+        fn = self._functions.get((f"bias_{activation}", z.dtype))
+        if fn is None or not _elementwise_ok(z, bias, out):
+            return False
+        fn(z.ctypes.data, bias.ctypes.data, out.ctypes.data, z.shape[0], z.shape[1])
+        return True
+
+    def act_grad(self, delta: np.ndarray, a: np.ndarray, activation: str) -> bool:
+        """``delta *= f'`` from the output ``a``, for ReLU; False (nothing done) otherwise."""
+        fn = self._functions.get((f"{activation}_grad", delta.dtype))
+        if fn is None or not _elementwise_ok(delta, a):
+            return False
+        fn(delta.ctypes.data, a.ctypes.data, delta.size)
+        return True
+
     def step(self, rule: str, pointers: list[int], params: np.ndarray, hyper) -> None:
         """One optimizer step in place on the buffers ``pointers`` came from."""
         fn = self._functions[rule, params.dtype]
@@ -87,6 +115,15 @@ class CompiledStep:
             fn(*pointers, params.size, hyper.n_weights, hyper.lr, hyper.beta_1,
                1 - hyper.beta_1, hyper.beta_2, 1 - hyper.beta_2, hyper.epsilon, hyper.l2,
                hyper.grad_scale)
+
+
+def _elementwise_ok(x: np.ndarray, *others: np.ndarray) -> bool:
+    """Large enough to be worth a call; every array contiguous, of x's dtype, and shaped
+    like the 2-D x or like one of its rows (a bias)."""
+    if x.size < ELEMENTWISE_MIN_SIZE or x.ndim != 2:
+        return False
+    return all(a.dtype == x.dtype and a.flags.c_contiguous and a.shape in (x.shape, x.shape[1:])
+               for a in (x, *others))
 
 
 def cache_dir() -> Path:
@@ -115,7 +152,7 @@ def _build(compiler: str) -> Path:
     for flags in (FLAGS + NATIVE_FLAGS, FLAGS):  # some compilers lack -march=native
         key = "\0".join([*(f.read_text() for f in map(folder.joinpath, SOURCES)), version,
                          *flags, _cpu_identity()])
-        library = cache_dir() / f"cpu_optim_{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
+        library = cache_dir() / f"cpu_kernels_{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
         if library.exists():
             return library
         library.parent.mkdir(parents=True, exist_ok=True)
@@ -135,17 +172,17 @@ def _build(compiler: str) -> Path:
 
 
 @lru_cache(maxsize=1)
-def load() -> tuple[CompiledStep | None, str]:
-    """The compiled step (``None`` when NumPy does it instead) and a line saying why."""
+def load() -> tuple[CpuKernels | None, str]:
+    """The compiled kernels (``None`` when NumPy does their work) and a line saying why."""
     if os.environ.get("GPUNN_CPU_KERNELS", "1") == "0":
         return None, "NumPy (GPUNN_CPU_KERNELS=0)"
     if platform.system() == "Windows":
-        return None, "NumPy (the compiled step is built on Linux and macOS only)"
+        return None, "NumPy (the CPU kernels are built on Linux and macOS only)"
     compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if not compiler:
-        return None, "NumPy: no C++ compiler found (install g++ or set CXX for a faster step)"
+        return None, "NumPy: no C++ compiler found (install g++ or set CXX for faster training)"
     try:
         library = _build(compiler)
-        return CompiledStep(library), f"compiled for this CPU ({library})"
+        return CpuKernels(library), f"compiled for this CPU ({library})"
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         return None, f"NumPy: {exc}"

@@ -13,8 +13,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-#: kernel template -> the files, in include order, that define it
-KERNEL_FILES = ("activations.cu", "softmax.cu", "losses.cu", "optim_rules.cuh", "optim.cu")
+#: the shared headers, in include order, then the kernel files (with their own headers)
+HEADER_FILES = ("activation_rules.cuh", "common.cuh", "optim_rules.cuh")
+KERNEL_FILES = ("activations.cu", "softmax.cu", "losses.cu", "optim.cu")
 KERNELS = (
     "bias_act", "act_grad", "softmax_rows", "loss_grad_softmax", "loss_grad_elementwise",
     "sum_squares", "finish_grad", "fused_sgd", "fused_adam",
@@ -40,10 +41,9 @@ def kernel_dir() -> Path:
 
 @lru_cache(maxsize=1)
 def source() -> str:
-    """One translation unit: the shared header, then every kernel file (no #include left)."""
+    """One translation unit: the shared headers, then every kernel file (no #include left)."""
     folder = kernel_dir()
-    parts = [(folder / "common.cuh").read_text()]
-    parts += [_INCLUDE.sub("", (folder / name).read_text()) for name in KERNEL_FILES]
+    parts = [_INCLUDE.sub("", (folder / name).read_text()) for name in HEADER_FILES + KERNEL_FILES]
     return "\n".join(parts)
 
 

@@ -4,12 +4,7 @@
 // ("bias_act<float>") when the module is loaded.
 #pragma once
 
-// Activation codes, shared with gpunn/backends/cupy_backend.py.
-#define ACT_IDENTITY 0
-#define ACT_LOGISTIC 1
-#define ACT_TANH 2
-#define ACT_RELU 3
-#define ACT_EXP 4
+#include "activation_rules.cuh"
 
 // Largest finite value of a type, and -infinity, without <limits> or -INFINITY.
 template <typename T> __device__ __forceinline__ T neg_inf();
@@ -20,34 +15,6 @@ template <> __device__ __forceinline__ double neg_inf<double>() {
 template <typename T> __device__ __forceinline__ T machine_eps();
 template <> __device__ __forceinline__ float machine_eps<float>() { return 1.1920928955078125e-07f; }
 template <> __device__ __forceinline__ double machine_eps<double>() { return 2.220446049250313e-16; }
-
-// logistic(x) = 1 / (1 + e^-x), evaluated so that e^(...) never overflows: for x < 0 use
-// e^x / (1 + e^x). Finite and within [0, 1] for every finite x.
-template <typename T> __device__ __forceinline__ T logistic(T x) {
-    if (x >= T(0)) return T(1) / (T(1) + exp(-x));
-    T e = exp(x);
-    return e / (T(1) + e);
-}
-
-template <typename T> __device__ __forceinline__ T activate(T x, int act) {
-    switch (act) {
-        case ACT_LOGISTIC: return logistic(x);
-        case ACT_TANH: return tanh(x);
-        case ACT_RELU: return x > T(0) ? x : T(0);
-        case ACT_EXP: return exp(x);
-        default: return x;
-    }
-}
-
-// f'(z) written in terms of the output a = f(z); the forward pass keeps only outputs.
-template <typename T> __device__ __forceinline__ T derivative_from_output(T a, int act) {
-    switch (act) {
-        case ACT_LOGISTIC: return a * (T(1) - a);
-        case ACT_TANH: return T(1) - a * a;
-        case ACT_RELU: return a > T(0) ? T(1) : T(0);
-        default: return T(1);
-    }
-}
 
 // Reductions over a block whose size is a multiple of 32 (whole warps). Values are
 // carried as double: exact for float inputs, and one code path for sums and maxima.

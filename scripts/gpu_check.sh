@@ -2,7 +2,7 @@
 # The whole GPU verification, on a machine with an NVIDIA GPU (`make gpu-check`):
 #  1. installs gpunn with the CuPy build matching the driver into .venv-gpu;
 #  2. runs the backend conformance suite, gradient checks, numerical-safety and
-#     cross-backend trajectory tests against real CuPy (under compute-sanitizer memcheck
+#     cross-backend trajectory and device-input tests against real CuPy (under compute-sanitizer memcheck
 #     when it is installed);
 #  3. runs the side-by-side benchmark (CuPy, NumPy, scikit-learn, PyTorch CUDA if present).
 # Prints a short summary table at the end; exits non-zero if any step fails.
@@ -14,7 +14,7 @@ extra=$([ "${driver_cuda:-12}" -ge 13 ] && echo cuda13 || echo cuda12)
 python3 -m venv .venv-gpu && .venv-gpu/bin/pip install -q -e ".[test,bench,$extra]" || exit 1
 PY=.venv-gpu/bin/python
 declare -A status
-tests="tests/test_backend_conformance.py tests/test_gradients.py tests/test_numerical_safety.py tests/test_cross_backend.py tests/test_backend_selection.py"
+tests="tests/test_backend_conformance.py tests/test_gradients.py tests/test_numerical_safety.py tests/test_cross_backend.py tests/test_device_input.py tests/test_backend_selection.py"
 $PY -c "import gpunn, json; print(json.dumps(gpunn.info(), indent=1, default=str))"
 GPUNN_BACKEND=cupy $PY -m pytest -q -k "cupy and not standin" $tests; status[tests]=$?
 if command -v compute-sanitizer >/dev/null; then

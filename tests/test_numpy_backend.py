@@ -1,4 +1,4 @@
-"""NumpyBackend specifics: the compiled optimizer step changes no number, and falls back."""
+"""NumpyBackend specifics: the compiled CPU kernels change no number, and fall back."""
 
 import shutil
 
@@ -9,9 +9,10 @@ from scipy.special import expit
 from gpunn import cpu_kernels
 from gpunn.backends import NumpyBackend, UpdateHyper
 from gpunn.backends.numpy_backend import TANH_LOGISTIC_MIN_SIZE
+from gpunn.cpu_kernels import ELEMENTWISE_MIN_SIZE
 
 needs_compiler = pytest.mark.skipif(
-    cpu_kernels.load()[0] is None, reason=f"no compiled step here: {cpu_kernels.load()[1]}")
+    cpu_kernels.load()[0] is None, reason=f"no compiled CPU kernels here: {cpu_kernels.load()[1]}")
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def _run_steps(backend, rule, dtype, hyper, n, steps=3):
 @pytest.mark.parametrize("n", [1, 7, 100_003])
 def test_compiled_step_is_bitwise_equal_to_numpy(rule, extra, l2, dtype, n):
     hyper = UpdateHyper(lr=1e-2, grad_scale=32.0, n_weights=n // 2 + 1, l2=l2, **extra)
-    p_ref, state_ref = _run_steps(NumpyBackend(compiled_step=False), rule, dtype, hyper, n)
+    p_ref, state_ref = _run_steps(NumpyBackend(compiled=False), rule, dtype, hyper, n)
     p, state = _run_steps(NumpyBackend(), rule, dtype, hyper, n)
     np.testing.assert_array_equal(p, p_ref)
     for a, b in zip(state, state_ref):
@@ -82,7 +83,7 @@ def test_finish_grad_matches_formula():
 def test_compiled_step_is_built_once_and_cached(fresh_load, tmp_path):
     compiled, why = fresh_load()
     assert compiled is not None and "compiled for this CPU" in why
-    built = list(tmp_path.glob("cpu_optim_*.so"))
+    built = list(tmp_path.glob("cpu_kernels_*.so"))
     assert len(built) == 1 and str(built[0]) in why
     assert not list(tmp_path.glob("*.tmp"))  # the temporary was renamed, not left behind
     mtime = built[0].stat().st_mtime_ns
@@ -95,7 +96,7 @@ def test_environment_variable_turns_the_compiled_step_off(fresh_load, monkeypatc
     monkeypatch.setenv("GPUNN_CPU_KERNELS", "0")
     compiled, why = fresh_load()
     assert compiled is None and "GPUNN_CPU_KERNELS=0" in why
-    assert "GPUNN_CPU_KERNELS=0" in NumpyBackend().device_info()["optimizer step"]
+    assert "GPUNN_CPU_KERNELS=0" in NumpyBackend().device_info()["cpu kernels"]
 
 
 @pytest.mark.parametrize("compiler, expected", [("/nonexistent/c++", "No such file"),
@@ -107,7 +108,7 @@ def test_a_missing_or_failing_compiler_falls_back_to_numpy(fresh_load, monkeypat
     assert compiled is None and why.startswith("NumPy") and expected in why
     hyper = UpdateHyper(lr=0.1, grad_scale=2.0, n_weights=3, l2=0.1, momentum=0.9)
     p, _ = _run_steps(NumpyBackend(), "sgd", np.float64, hyper, 5)
-    p_ref, _ = _run_steps(NumpyBackend(compiled_step=False), "sgd", np.float64, hyper, 5)
+    p_ref, _ = _run_steps(NumpyBackend(compiled=False), "sgd", np.float64, hyper, 5)
     np.testing.assert_array_equal(p, p_ref)
 
 
@@ -135,3 +136,43 @@ def test_pointer_cache_forgets_freed_buffers():
         buffers = tuple(np.zeros(64 if i % 2 else 5000, np.float32) for _ in range(3))
         assert compiled.pointers(buffers) == [b.ctypes.data for b in buffers]
         del buffers  # the next arrays may get the same ids, at other addresses
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [ELEMENTWISE_MIN_SIZE // 64, ELEMENTWISE_MIN_SIZE // 64 - 1, 1000])
+@pytest.mark.parametrize("activation", ["relu", "identity", "logistic", "tanh"])
+def test_compiled_bias_act_and_grad_are_bitwise_equal_to_numpy(dtype, rows, activation):
+    """Above the size threshold identity and ReLU run compiled; the others stay in NumPy."""
+    rng = np.random.RandomState(0)
+    z = rng.normal(size=(rows, 64)).astype(dtype)
+    bias = rng.normal(size=64).astype(dtype)
+    delta = rng.normal(size=(rows, 64)).astype(dtype)
+    results = []
+    for backend in (NumpyBackend(), NumpyBackend(compiled=False)):
+        a = backend.bias_act(z, bias, activation, out=np.empty_like(z))
+        in_place = z.copy()
+        backend.bias_act(in_place, bias, activation, out=in_place)  # out aliases z
+        grad = backend.act_grad(delta.copy(), a, activation) if activation != "identity" else None
+        results.append((a, in_place, grad))
+    for got, want in zip(*results):
+        if want is not None:
+            np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(results[0][0], results[0][1])
+    compiled = cpu_kernels.load()[0]
+    large = z.size >= ELEMENTWISE_MIN_SIZE
+    assert compiled.bias_act(z, bias, activation, np.empty_like(z)) == (
+        large and activation in ("relu", "identity"))
+    assert compiled.act_grad(delta.copy(), z, activation) == (large and activation == "relu")
+
+
+@needs_compiler
+def test_compiled_elementwise_refuses_what_it_cannot_take():
+    compiled = cpu_kernels.load()[0]
+    z = np.ones((512, 64), np.float32)
+    assert not compiled.bias_act(z, np.ones(63, np.float32), "relu", np.empty_like(z))  # bias
+    assert not compiled.bias_act(z, np.ones(64, np.float64), "relu", np.empty_like(z))  # dtype
+    assert not compiled.bias_act(z[:, ::2], np.ones(32, np.float32), "relu",
+                                 np.empty((512, 32), np.float32))  # a strided view
+    assert not compiled.act_grad(z, np.ones((512, 32), np.float32), "relu")  # shapes differ
+    assert compiled.bias_act(z[:300], np.ones(64, np.float32), "relu", z[:300])  # leading rows

@@ -131,7 +131,7 @@ def test_kernels_ship_in_the_wheel(tmp_path):
                     "-q", "-w", str(tmp_path), repo], check=True, timeout=300)
     wheel = next(tmp_path.glob("gpunn-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for f in kernels.KERNEL_FILES + ("common.cuh", "cpu_optim.cpp"):
+    for f in kernels.HEADER_FILES + kernels.KERNEL_FILES + ("cpu_kernels.cpp",):
         assert f"gpunn/_kernels/{f}" in names
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)

@@ -6,10 +6,10 @@ scratch cache keyed by shape and dtype, so a training step allocates nothing aft
 first batch of each size. Ufunc methods are called directly (``np.add.reduce`` rather
 than ``np.sum``): for small networks the per-call overhead is the cost.
 
-The optimizer step is the exception: NumPy would need about fourteen passes over the
-parameters, so ``fused_update`` calls the same rules compiled for this CPU
-(``gpunn.cpu_kernels``), which agree with the NumPy code below bitwise. Where nothing
-can be compiled, that NumPy code runs the step.
+Where NumPy cannot fuse, the same operations compiled for this CPU take over
+(``gpunn.cpu_kernels``): the optimizer step (one pass instead of ~14), bias + ReLU and
+the ReLU gradient (one pass instead of two). They agree with the NumPy code below
+bitwise; where nothing can be compiled, that code runs.
 """
 
 from __future__ import annotations
@@ -26,15 +26,18 @@ from .base import ACTIVATIONS, OUTPUT_LOSSES, UPDATE_RULES, Backend, UpdateHyper
 class NumpyBackend(Backend):
     """CPU backend on NumPy and the machine's BLAS.
 
-    ``compiled_step=False`` runs the optimizer step in NumPy even where the compiled one
-    is available (the reference the tests compare it with).
+    ``compiled=False`` runs everything in NumPy even where the compiled CPU kernels are
+    available (the reference the tests compare them with).
     """
 
     name = "numpy"
 
-    def __init__(self, compiled_step: bool = True) -> None:
+    def __init__(self, compiled: bool = True) -> None:
         self._scratch_cache: dict[tuple, np.ndarray] = {}
-        self.compiled_step = compiled_step
+        self.compiled = compiled
+
+    def _kernels(self) -> cpu_kernels.CpuKernels | None:
+        return cpu_kernels.load()[0] if self.compiled else None
 
     def _scratch(self, slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """A reusable temporary for ``slot``; its contents are undefined on return."""
@@ -71,10 +74,16 @@ class NumpyBackend(Backend):
 
     # -- activations --------------------------------------------------------------------
     def bias_act(self, z, bias, activation, out):
+        kernels = self._kernels()
+        if kernels is not None and kernels.bias_act(z, bias, activation, out):
+            return out
         np.add(z, bias, out=out)
         return _apply_activation(activation, out)
 
     def act_grad(self, delta, a, activation):
+        kernels = self._kernels()
+        if kernels is not None and kernels.act_grad(delta, a, activation):
+            return delta
         if activation == "identity":
             return delta
         tmp = self._scratch("act_grad", a.shape, a.dtype)
@@ -171,10 +180,10 @@ class NumpyBackend(Backend):
     def fused_update(self, rule, params, grads, state, hyper):
         if rule not in UPDATE_RULES:
             raise ValueError(f"unknown update rule {rule!r}; expected one of {list(UPDATE_RULES)}")
-        compiled = cpu_kernels.load()[0] if self.compiled_step else None
-        pointers = None if compiled is None else compiled.pointers((params, grads, *state))
+        kernels = self._kernels()
+        pointers = None if kernels is None else kernels.pointers((params, grads, *state))
         if pointers is not None:
-            compiled.step(rule, pointers, params, hyper)
+            kernels.step(rule, pointers, params, hyper)
         elif rule == "sgd":
             self._sgd(params, self.finish_grad(params, grads, hyper), state[0], hyper)
         else:
@@ -233,7 +242,7 @@ class NumpyBackend(Backend):
         except ImportError:
             pass
         info["numpy"] = np.__version__
-        info["optimizer step"] = cpu_kernels.load()[1] if self.compiled_step else "NumPy"
+        info["cpu kernels"] = cpu_kernels.load()[1] if self.compiled else "NumPy (compiled=False)"
         return info
 
 
