@@ -9,12 +9,16 @@ Swap the import and keep your code::
 The same model scikit-learn would give (same parameters, same ``random_state``), trained
 on an NVIDIA GPU through CuPy when one is present, else on the CPU through NumPy.
 ``gpunn.info()`` says which backend runs and why; ``backend="numpy" | "cupy" | "auto"``
-(or the ``GPUNN_BACKEND`` environment variable) chooses.
+(or the ``GPUNN_BACKEND`` environment variable) chooses. CuPy arrays are taken where
+they are: ``fit`` on one makes no host copy, and ``predict`` on one returns one. On the
+CPU, what NumPy cannot fuse (the optimizer step, bias + ReLU) runs compiled for your CPU
+at first use when a C++ compiler is present (``GPUNN_CPU_KERNELS=0`` turns that off).
 
 Modules: ``backends`` (the numeric contract and its NumPy/CuPy implementations),
 ``mlp`` (the network on one flat parameter buffer), ``optim`` and ``schedules``,
 ``trainer`` (the mini-batch and L-BFGS loops), ``estimators`` (the scikit-learn API),
-``io`` (model files without pickle, checkpoints), ``datasets``, ``cli``, ``plot``.
+``io`` (model files without pickle, checkpoints), ``kernels`` and ``cpu_kernels`` (the
+CUDA and CPU kernel builds), ``datasets``, ``cli``, ``plot``, ``benchmark``.
 """
 
 from .backends import BackendUnavailableError, available_backends, get_backend, info

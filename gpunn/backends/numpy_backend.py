@@ -74,16 +74,18 @@ class NumpyBackend(Backend):
 
     # -- activations --------------------------------------------------------------------
     def bias_act(self, z, bias, activation, out):
-        kernels = self._kernels()
-        if kernels is not None and kernels.bias_act(z, bias, activation, out):
-            return out
+        if z.size >= cpu_kernels.ELEMENTWISE_MIN_SIZE:  # small arrays: no call worth making
+            kernels = self._kernels()
+            if kernels is not None and kernels.bias_act(z, bias, activation, out):
+                return out
         np.add(z, bias, out=out)
         return _apply_activation(activation, out)
 
     def act_grad(self, delta, a, activation):
-        kernels = self._kernels()
-        if kernels is not None and kernels.act_grad(delta, a, activation):
-            return delta
+        if delta.size >= cpu_kernels.ELEMENTWISE_MIN_SIZE:
+            kernels = self._kernels()
+            if kernels is not None and kernels.act_grad(delta, a, activation):
+                return delta
         if activation == "identity":
             return delta
         tmp = self._scratch("act_grad", a.shape, a.dtype)
