@@ -350,7 +350,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _validate_input(self, X, y, backend, incremental, reset):
-        X, y = _validate_xy(self, X, y, backend, reset, False,
+        X, y = _validate_xy(self, X, y, backend, reset, y_numeric=False,
                             dtype=self._resolve_dtype(not reset and hasattr(self, "_model")))
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -497,7 +497,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X, y, backend, incremental, reset):
-        X, y = _validate_xy(self, X, y, backend, reset, True,
+        X, y = _validate_xy(self, X, y, backend, reset, y_numeric=True,
                             dtype=self._resolve_dtype(not reset and hasattr(self, "_model")))
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)

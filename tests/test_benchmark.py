@@ -32,3 +32,12 @@ def test_cli_bench_delegates(capsys):
     assert main(["bench", "--quick", "--workloads", "W1", "--solvers", "adam", "--samples", "64",
                  "--no-sklearn"]) == 0
     assert "gpunn-numpy" in capsys.readouterr().out
+
+
+def test_implementations_take_turns_epoch_by_epoch():
+    """Interleaving is what keeps the ratios fair on a noisy machine: pin the order."""
+    calls = []
+    epochs = {name: (lambda name=name: calls.append(name)) for name in ("gpunn", "torch")}
+    rates = benchmark.time_interleaved(epochs, n_samples=10, repeats=2)
+    assert calls == ["gpunn", "torch"] * 3  # one warm-up each, then two rounds
+    assert [len(r) for r in rates.values()] == [2, 2] and min(rates["gpunn"]) > 0
