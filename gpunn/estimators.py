@@ -421,6 +421,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y); ``classes`` is required on the first call."""
         self._validate_params()
+        y = _host(y, get_backend(self.backend))  # labels are read on the host below
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -524,7 +525,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """One epoch over (X, y)."""
         self._validate_params()
         return self._fit(X, y, sample_weight, incremental=True)
-
 
 
 def _host(x, backend: Backend):

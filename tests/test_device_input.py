@@ -141,3 +141,15 @@ def test_a_gpu_array_given_to_the_numpy_backend_is_refused_clearly():
     clf = _fit(gpunn.MLPClassifier((4,), max_iter=1, backend="numpy"), X, y)
     with pytest.raises(TypeError, match="X is a CuPy array"):
         clf.predict(X.view(cupy_like))
+
+
+def test_partial_fit_takes_device_arrays(device):
+    X, y = _data()
+    clf = gpunn.MLPClassifier((8,), random_state=0, backend=device)
+    for _ in range(2):
+        clf.partial_fit(device.asarray(X), device.asarray(y), classes=np.unique(y))
+    ref = gpunn.MLPClassifier((8,), random_state=0, backend=device)
+    for _ in range(2):
+        ref.partial_fit(X, y, classes=np.unique(y))
+    np.testing.assert_allclose(clf.coefs_[0], ref.coefs_[0], rtol=1e-6, atol=1e-7)
+    assert len(clf.loss_curve_) == 2  # (n_iter_ counts per call, as in scikit-learn)
