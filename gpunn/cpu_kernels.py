@@ -8,8 +8,8 @@ whose arithmetic is exact (the optimizer rules, identity and ReLU), so the resul
 NumPy's bitwise. It is built at first use with the system C++ compiler (``$CXX``, else
 ``c++`` or ``g++``) for this CPU (``-O3 -march=native``, with ``-ffp-contract=off`` so
 that no fused multiply-add changes a rounding), cached in ``$GPUNN_CACHE_DIR`` (default
-``~/.cache/gpunn``) under a hash of the sources, compiler, flags and CPU, and called
-through ctypes.
+``~/.cache/gpunn``; builds unused for ``STALE_DAYS`` are removed) under a hash of the
+sources, compiler, flags and CPU, and called through ctypes.
 
 Without a compiler gpunn runs the same operations in NumPy, only slower; setting
 ``GPUNN_CPU_KERNELS=0`` asks for that. ``gpunn.info()`` says which one is in use and why.
@@ -24,6 +24,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 import weakref
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,8 @@ _POINTERS = {"sgd": 3, "adam": 4}  # params, grads and the rule's state buffers
 _SCALARS = {"sgd": 4, "adam": 8}  # the element-type scalars after (n, n_weights)
 #: elementwise op -> (array arguments, size arguments)
 _ELEMENTWISE = {"bias_relu": (3, 2), "bias_identity": (3, 2), "relu_grad": (2, 1)}
+#: a cached build not used for this long is deleted when another one is made
+STALE_DAYS = 30
 #: elementwise ops on fewer elements stay in NumPy: fetching pointers costs ~1 us each
 ELEMENTWISE_MIN_SIZE = 1 << 14
 
@@ -154,6 +157,7 @@ def _build(compiler: str) -> Path:
                          *flags, _cpu_identity()])
         library = cache_dir() / f"cpu_kernels_{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
         if library.exists():
+            _touch(library)
             return library
         library.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so.tmp", dir=library.parent)
@@ -163,12 +167,32 @@ def _build(compiler: str) -> Path:
                                      "-o", tmp], capture_output=True, text=True, timeout=300)
             if result.returncode == 0:
                 os.replace(tmp, library)  # atomic: a concurrent build just wins the race
+                _prune(library)
                 return library
             last_error = (result.stderr.strip().splitlines() or ["no message"])[-1]
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
     raise RuntimeError(f"{compiler} could not compile {SOURCES[0]}: {last_error}")
+
+
+def _touch(library: Path) -> None:
+    """Mark the library as used now (its mtime is its last use; see ``_prune``)."""
+    try:
+        os.utime(library)
+    except OSError:
+        pass
+
+
+def _prune(keep: Path) -> None:
+    """Delete builds unused for ``STALE_DAYS`` (older gpunn versions, other CPUs)."""
+    cutoff = time.time() - STALE_DAYS * 86400
+    for old in keep.parent.glob("cpu_kernels_*.so"):
+        try:
+            if old != keep and old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass
 
 
 @lru_cache(maxsize=1)

@@ -86,10 +86,10 @@ def test_compiled_step_is_built_once_and_cached(fresh_load, tmp_path):
     built = list(tmp_path.glob("cpu_kernels_*.so"))
     assert len(built) == 1 and str(built[0]) in why
     assert not list(tmp_path.glob("*.tmp"))  # the temporary was renamed, not left behind
-    mtime = built[0].stat().st_mtime_ns
+    inode = built[0].stat().st_ino  # a rebuild would rename a new file over it
     fresh_load.cache_clear()
     fresh_load()
-    assert built[0].stat().st_mtime_ns == mtime
+    assert built[0].stat().st_ino == inode
 
 
 def test_environment_variable_turns_the_compiled_step_off(fresh_load, monkeypatch):
@@ -176,3 +176,18 @@ def test_compiled_elementwise_refuses_what_it_cannot_take():
                                  np.empty((512, 32), np.float32))  # a strided view
     assert not compiled.act_grad(z, np.ones((512, 32), np.float32), "relu")  # shapes differ
     assert compiled.bias_act(z[:300], np.ones(64, np.float32), "relu", z[:300])  # leading rows
+
+
+@needs_compiler
+def test_builds_unused_for_a_month_are_pruned_when_a_new_one_is_made(fresh_load, tmp_path):
+    import os
+    import time
+
+    stale, recent = tmp_path / "cpu_kernels_0000000000000000.so", tmp_path / "cpu_kernels_1111.so"
+    for path, days in ((stale, cpu_kernels.STALE_DAYS + 1), (recent, 1)):
+        path.write_bytes(b"")
+        then = time.time() - days * 86400
+        os.utime(path, (then, then))
+    fresh_load()
+    assert not stale.exists() and recent.exists()
+    assert len(list(tmp_path.glob("cpu_kernels_*.so"))) == 2  # the recent one and the new one
