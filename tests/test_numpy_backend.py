@@ -19,6 +19,7 @@ needs_compiler = pytest.mark.skipif(
 def fresh_load(monkeypatch, tmp_path):
     """``cpu_kernels.load`` with an empty cache folder, restored after the test."""
     monkeypatch.setenv("GPUNN_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("GPUNN_CPU_KERNELS", raising=False)
     cpu_kernels.load.cache_clear()
     yield cpu_kernels.load
     cpu_kernels.load.cache_clear()
