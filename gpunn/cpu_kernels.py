@@ -66,31 +66,31 @@ class CpuKernels:
                 fn.restype = None
                 fn.argtypes = [ctypes.c_void_p] * n_arrays + [ctypes.c_longlong] * n_sizes
                 self._functions[op, dtype] = fn
-        # The last buffers seen and their data pointers: training passes the same buffers
-        # every step, and asking NumPy for pointers costs more than the step of a small
-        # network. Weak references clear the cache as soon as any of them is freed, so an
-        # id can never be reused while it is cached.
-        self._ids: tuple[int, ...] | None = None
-        self._pointers: list[int] = []
-        self._refs: list[weakref.ref] = []
+        # (ids, pointers, weak references) of the last buffers seen: training passes the
+        # same buffers every step, and asking NumPy for pointers costs more than the step
+        # of a small network. The weak references clear the cache as soon as one of those
+        # buffers is freed, so an id is never reused while cached. One tuple, read and
+        # replaced whole, so that threads training side by side never mix two entries.
+        self._cache: tuple | None = None
 
     def _forget(self, _dead: weakref.ref) -> None:
-        self._ids = None
+        self._cache = None
 
     def pointers(self, buffers: tuple) -> list[int] | None:
         """Data pointers of ``buffers``, or None unless all are contiguous arrays of one
         float dtype and one size (then the NumPy code must do the step)."""
         ids = tuple(map(id, buffers))
-        if ids == self._ids:
-            return self._pointers
+        cache = self._cache
+        if cache is not None and cache[0] == ids:
+            return cache[1]
         dtype, size = buffers[0].dtype, buffers[0].size
         if dtype not in _C_FLOAT or not all(
                 isinstance(b, np.ndarray) and b.dtype == dtype and b.size == size
                 and b.flags.c_contiguous for b in buffers):
             return None
-        self._refs = [weakref.ref(b, self._forget) for b in buffers]
-        self._ids, self._pointers = ids, [b.ctypes.data for b in buffers]
-        return self._pointers
+        pointers = [b.ctypes.data for b in buffers]
+        self._cache = (ids, pointers, [weakref.ref(b, self._forget) for b in buffers])
+        return pointers
 
     def bias_act(self, z: np.ndarray, bias: np.ndarray, activation: str, out: np.ndarray) -> bool:
         """``out = f(z + bias)`` for identity and ReLU; False (nothing done) otherwise."""

@@ -1,6 +1,7 @@
 """NumpyBackend specifics: the compiled CPU kernels change no number, and fall back."""
 
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -207,3 +208,29 @@ def test_matmul_equals_numpy_matmul_bitwise(dtype, n, k, m):
         out = np.empty_like(expected)
         np.testing.assert_array_equal(be.matmul(x, y, out=out, transpose_a=ta, transpose_b=tb),
                                       expected)
+
+
+def test_models_trained_in_threads_side_by_side_equal_sequential_ones():
+    """The backend and its compiled kernels are shared by the process: fits running in
+    threads side by side must not touch each other's buffers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import gpunn
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 20)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+
+    def fit(seed):  # logistic and tanh use the backend's scratch buffers at every step
+        return gpunn.MLPClassifier((64, 32), activation=("logistic", "tanh")[seed % 2],
+                                   solver=("sgd", "adam")[seed // 2 % 2], max_iter=6,
+                                   batch_size=16, random_state=seed, backend="numpy").fit(X, y)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sequential = [fit(seed) for seed in range(6)]
+        with ThreadPoolExecutor(6) as pool:
+            threaded = list(pool.map(fit, range(6)))
+    for a, b in zip(sequential, threaded):
+        for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+            np.testing.assert_array_equal(wa, wb)

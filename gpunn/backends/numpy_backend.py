@@ -14,6 +14,7 @@ bitwise; where nothing can be compiled, that code runs.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,9 @@ class NumpyBackend(Backend):
     name = "numpy"
 
     def __init__(self, compiled: bool = True) -> None:
-        self._scratch_cache: dict[tuple, np.ndarray] = {}
+        # one scratch cache per thread: estimators share this backend, and fits running
+        # in threads side by side must not write into each other's temporaries
+        self._thread = threading.local()
         self.compiled = compiled
 
     def _kernels(self) -> cpu_kernels.CpuKernels | None:
@@ -41,10 +44,14 @@ class NumpyBackend(Backend):
 
     def _scratch(self, slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """A reusable temporary for ``slot``; its contents are undefined on return."""
+        try:
+            cache = self._thread.scratch
+        except AttributeError:
+            cache = self._thread.scratch = {}
         key = (slot, shape, dtype)
-        buf = self._scratch_cache.get(key)
+        buf = cache.get(key)
         if buf is None:
-            buf = self._scratch_cache[key] = np.empty(shape, dtype)
+            buf = cache[key] = np.empty(shape, dtype)
         return buf
 
     # -- memory -------------------------------------------------------------------------
