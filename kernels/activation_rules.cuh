@@ -26,7 +26,7 @@ template <typename T> GPUNN_HD T activate(T x, int act) {
     switch (act) {
         case ACT_LOGISTIC: return logistic(x);
         case ACT_TANH: return tanh(x);
-        case ACT_RELU: return x > T(0) ? x : T(0);
+        case ACT_RELU: return x <= T(0) ? T(0) : x;  // NaN stays NaN, as np.maximum
         case ACT_EXP: return exp(x);
         default: return x;
     }

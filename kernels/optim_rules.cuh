@@ -1,5 +1,5 @@
 // The per-parameter optimizer rules, written once and compiled twice: into the CUDA
-// kernels of optim.cu, and for the CPU into cpu_optim.cpp (which defines GPUNN_HD as a
+// kernels of optim.cu, and for the CPU into cpu_kernels.cpp (which defines GPUNN_HD as a
 // plain inline function first). The order of operations is scikit-learn's and every
 // scalar (1 - beta_1 included) comes from the host already rounded to T, so the CPU
 // build agrees bitwise with the NumPy reference. No host headers (NVRTC).

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 import gpunn
 from gpunn import MLPClassifier as C
@@ -124,6 +125,6 @@ def test_large_values_below_the_limit_are_accepted():
     big[::2] *= -1
     labels = np.arange(len(big)) % 2
     est = C(hidden_layer_sizes=(2,), max_iter=1, backend="numpy", dtype="float32")
-    with pytest.warns(Warning):  # it will not converge on such data, but it trains
+    with pytest.warns(ConvergenceWarning):  # one epoch does not converge, but it trains
         est.fit(big, labels)
     assert est.n_iter_ == 1

@@ -148,7 +148,9 @@ def test_compiled_bias_act_and_grad_are_bitwise_equal_to_numpy(dtype, rows, acti
     """Above the size threshold identity and ReLU run compiled; the others stay in NumPy."""
     rng = np.random.RandomState(0)
     z = rng.normal(size=(rows, 64)).astype(dtype)
+    z[1, 2], z[2, 3] = np.nan, -0.0  # NaN must propagate on both paths, as np.maximum does
     bias = rng.normal(size=64).astype(dtype)
+    bias[3] = 0.0
     delta = rng.normal(size=(rows, 64)).astype(dtype)
     results = []
     for backend in (NumpyBackend(), NumpyBackend(compiled=False)):

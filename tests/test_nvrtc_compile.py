@@ -121,7 +121,7 @@ def test_nvrtc_rejects_what_nvcc_accepts(nvrtc):
 
 def test_kernels_ship_in_the_wheel(tmp_path):
     """pip install . puts the kernel sources in site-packages, where gpunn finds them: the
-    CUDA ones for NVRTC and the CPU optimizer step, which builds from there."""
+    CUDA ones for NVRTC and the CPU kernels, which build from there."""
     import subprocess
     import sys
     import zipfile

@@ -25,7 +25,6 @@ __version__ = "0.0-standin"
 SCHEDULE = "random"
 
 
-
 class ndarray(np.ndarray):
     """A "device" array: NumPy memory, a type of its own (results of ops on it keep it)."""
 
