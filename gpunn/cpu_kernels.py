@@ -35,7 +35,8 @@ from .kernels import kernel_dir
 
 SOURCES = ("cpu_kernels.cpp", "activation_rules.cuh", "optim_rules.cuh")
 NATIVE_FLAGS = ("-march=native",)
-FLAGS = ("-std=c++17", "-O3", "-ffp-contract=off", "-fno-math-errno", "-shared", "-fPIC")
+FLAGS = ("-std=c++17", "-O3", "-ffp-contract=off", "-fno-math-errno", "-fopenmp-simd", "-shared",
+         "-fPIC")
 _C_FLOAT = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double}
 _POINTERS = {"sgd": 3, "adam": 4}  # params, grads and the rule's state buffers
 _SCALARS = {"sgd": 4, "adam": 8}  # the element-type scalars after (n, n_weights)
@@ -59,7 +60,8 @@ class CpuKernels:
                 fn.restype = None
                 fn.argtypes = ([ctypes.c_void_p] * _POINTERS[rule] + [ctypes.c_longlong] * 2
                                + [c_float] * _SCALARS[rule]
-                               + ([ctypes.c_int] if rule == "sgd" else []))
+                               + ([ctypes.c_int] if rule == "sgd" else [])
+                               + [ctypes.c_void_p, ctypes.c_double])  # acc, penalty_scale
                 self._functions[rule, dtype] = fn
             for op, (n_arrays, n_sizes) in _ELEMENTWISE.items():
                 fn = getattr(dll, f"gpunn_{op}_{dtype.name}")
@@ -76,10 +78,11 @@ class CpuKernels:
     def _forget(self, _dead: weakref.ref) -> None:
         self._cache = None
 
-    def pointers(self, buffers: tuple) -> list[int] | None:
-        """Data pointers of ``buffers``, or None unless all are contiguous arrays of one
-        float dtype and one size (then the NumPy code must do the step)."""
-        ids = tuple(map(id, buffers))
+    def pointers(self, buffers: tuple, acc: np.ndarray | None = None) -> list | None:
+        """Data pointers of ``buffers`` and then of ``acc`` (None for no acc), or None
+        unless the buffers are contiguous arrays of one float dtype and one size and
+        ``acc`` a float64 array (otherwise the NumPy code must do the step)."""
+        ids = (*map(id, buffers), id(acc))
         cache = self._cache
         if cache is not None and cache[0] == ids:
             return cache[1]
@@ -88,7 +91,11 @@ class CpuKernels:
                 isinstance(b, np.ndarray) and b.dtype == dtype and b.size == size
                 and b.flags.c_contiguous for b in buffers):
             return None
-        pointers = [b.ctypes.data for b in buffers]
+        if acc is not None:
+            if not (isinstance(acc, np.ndarray) and acc.dtype == np.float64 and acc.size):
+                return None
+            buffers = (*buffers, acc)
+        pointers = [b.ctypes.data for b in buffers] + ([] if acc is not None else [None])
         self._cache = (ids, pointers, [weakref.ref(b, self._forget) for b in buffers])
         return pointers
 
@@ -109,15 +116,17 @@ class CpuKernels:
         return True
 
     def step(self, rule: str, pointers: list[int], params: np.ndarray, hyper) -> None:
-        """One optimizer step in place on the buffers ``pointers`` came from."""
+        """One optimizer step in place on the buffers ``pointers`` came from; with an acc
+        among them, the L2 term of the loss is added to it in the same pass."""
         fn = self._functions[rule, params.dtype]
+        *buffers, acc = pointers
         if rule == "sgd":
-            fn(*pointers, params.size, hyper.n_weights, hyper.lr, hyper.momentum, hyper.l2,
-               hyper.grad_scale, int(hyper.nesterov))
+            fn(*buffers, params.size, hyper.n_weights, hyper.lr, hyper.momentum, hyper.l2,
+               hyper.grad_scale, int(hyper.nesterov), acc, hyper.penalty_scale)
         else:  # 1 - beta is rounded once from double, as NumPy rounds a Python float
-            fn(*pointers, params.size, hyper.n_weights, hyper.lr, hyper.beta_1,
+            fn(*buffers, params.size, hyper.n_weights, hyper.lr, hyper.beta_1,
                1 - hyper.beta_1, hyper.beta_2, 1 - hyper.beta_2, hyper.epsilon, hyper.l2,
-               hyper.grad_scale)
+               hyper.grad_scale, acc, hyper.penalty_scale)
 
 
 def _elementwise_ok(x: np.ndarray, *others: np.ndarray) -> bool:

@@ -2,8 +2,9 @@
 
 Each keeps its state in flat buffers laid out like the parameters and takes a whole
 step in one ``Backend.fused_update`` call: one pass (one kernel launch on a GPU) over
-every parameter of the model, L2 decay and gradient scaling included. The scalars of a
-step are computed on the host, so a step never waits for the device.
+every parameter of the model, L2 decay and gradient scaling included, and the loss's L2
+term read on the way. The scalars of a step are computed on the host, so a step never
+waits for the device.
 """
 
 from __future__ import annotations
@@ -43,10 +44,24 @@ class SGD:
             lr=self.learning_rate, momentum=self.momentum, nesterov=self.nesterov, **common
         )
 
-    def step(self, params: Any, grads: Any, grad_scale: float, l2: float, n_weights: int) -> None:
-        """Apply one update from the raw gradient sums in ``grads`` (overwritten)."""
-        hyper = self._hyper(grad_scale=grad_scale, l2=l2, n_weights=n_weights)
-        self.backend.fused_update(self.rule, params, grads, self.state, hyper)
+    def step(
+        self,
+        params: Any,
+        grads: Any,
+        grad_scale: float,
+        l2: float,
+        n_weights: int,
+        acc: Any = None,
+        penalty_scale: float = 0.0,
+    ) -> None:
+        """Apply one update from the raw gradient sums in ``grads`` (overwritten).
+
+        With ``acc``, the same pass adds ``penalty_scale * sum(w**2)`` of the weights
+        before the update to it (the L2 term of the batch loss).
+        """
+        hyper = self._hyper(grad_scale=grad_scale, l2=l2, n_weights=n_weights,
+                            penalty_scale=penalty_scale)
+        self.backend.fused_update(self.rule, params, grads, self.state, hyper, acc)
 
     def epoch_end(self, samples_seen: int) -> None:
         self.schedule.epoch_end(samples_seen)

@@ -127,7 +127,6 @@ def fit_stochastic(
     workspace = Workspace(be, model.layer_units, batch_size, model.dtype)
     acc = be.zeros(1, np.float64)
     last_good = be.empty(model.n_params, model.dtype)
-    weights = model.params[: model.n_weights]
     alpha = float(est.alpha)
 
     if not resume:
@@ -160,9 +159,9 @@ def fit_stochastic(
             # scikit-learn accumulates batch_mean_loss * batch_size: scale = size / weight
             scale = (stop - start) / weight
             model.loss_grad(xb, yb, workspace, acc, scale, swb)
-            if alpha:
-                be.sum_squares(weights, acc, 0.5 * alpha * scale)
-            optimizer.step(model.params, model.grads, weight, alpha, model.n_weights)
+            # the step adds the loss's L2 term, 0.5 alpha sum(w^2), read before it updates
+            optimizer.step(model.params, model.grads, weight, alpha, model.n_weights, acc,
+                           0.5 * alpha * scale)
         # 0 * sum(w**2) is NaN when any weight is non-finite: one read checks loss and weights.
         be.sum_squares(model.params, acc, 0.0)
         loss = be.read_scalar(acc) / n_train

@@ -26,27 +26,51 @@ static void act_grad(T* delta, const T* a, long long size) {
     for (long long i = 0; i < size; ++i) delta[i] = delta[i] * derivative_from_output(a[i], ACT);
 }
 
+// One optimizer step: update(i, l2) for every parameter, the weights (the first
+// n_weights, with L2) then the biases (without). With acc, the same loop also sums the
+// squares of the weights as it reads them, before updating them, so the L2 term of the
+// loss costs no pass of its own: *acc += penalty_scale * sum(w^2). The sum is in double;
+// `omp simd` (-fopenmp-simd: no OpenMP runtime) lets it vectorise in lanes, a fixed
+// order for a given build; nothing else in the loop may be reordered.
+template <bool PENALTY, typename T, typename Update>
+static double update_weights(const T* p, long long n_weights, T l2, Update update) {
+    double squares = 0.0;
+#pragma omp simd reduction(+ : squares)
+    for (long long i = 0; i < n_weights; ++i) {
+        if (PENALTY) squares += double(p[i]) * double(p[i]);
+        update(i, l2);
+    }
+    return squares;
+}
+
+template <typename T, typename Update>
+static void step_all(const T* p, long long n, long long n_weights, T l2, double* acc,
+                     double penalty_scale, Update update) {
+    if (acc != nullptr)
+        *acc += penalty_scale * update_weights<true>(p, n_weights, l2, update);
+    else
+        update_weights<false>(p, n_weights, l2, update);
+    for (long long i = n_weights; i < n; ++i) update(i, T(0));
+}
+
 template <typename T>
 static void fused_sgd(T* p, const T* grads, T* velocity, long long n, long long n_weights,
-                      T lr, T momentum, T l2, T grad_scale, int nesterov) {
-    for (long long i = 0; i < n_weights; ++i)
-        sgd_rule(p[i], velocity[i], effective_grad(grads[i], p[i], l2, grad_scale), lr,
+                      T lr, T momentum, T l2, T grad_scale, int nesterov, double* acc,
+                      double penalty_scale) {
+    step_all(p, n, n_weights, l2, acc, penalty_scale, [=](long long i, T decay) {
+        sgd_rule(p[i], velocity[i], effective_grad(grads[i], p[i], decay, grad_scale), lr,
                  momentum, nesterov);
-    for (long long i = n_weights; i < n; ++i)
-        sgd_rule(p[i], velocity[i], effective_grad(grads[i], p[i], T(0), grad_scale), lr,
-                 momentum, nesterov);
+    });
 }
 
 template <typename T>
 static void fused_adam(T* p, const T* grads, T* m, T* v, long long n, long long n_weights,
                        T lr, T beta_1, T one_minus_beta_1, T beta_2, T one_minus_beta_2,
-                       T epsilon, T l2, T grad_scale) {
-    for (long long i = 0; i < n_weights; ++i)
-        adam_rule(p[i], m[i], v[i], effective_grad(grads[i], p[i], l2, grad_scale), lr, beta_1,
-                  one_minus_beta_1, beta_2, one_minus_beta_2, epsilon);
-    for (long long i = n_weights; i < n; ++i)
-        adam_rule(p[i], m[i], v[i], effective_grad(grads[i], p[i], T(0), grad_scale), lr,
+                       T epsilon, T l2, T grad_scale, double* acc, double penalty_scale) {
+    step_all(p, n, n_weights, l2, acc, penalty_scale, [=](long long i, T decay) {
+        adam_rule(p[i], m[i], v[i], effective_grad(grads[i], p[i], decay, grad_scale), lr,
                   beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon);
+    });
 }
 
 // The entry points gpunn/cpu_kernels.py binds, gpunn_<op>_<dtype>: plain C functions,
@@ -64,12 +88,14 @@ static void fused_adam(T* p, const T* grads, T* m, T* v, long long n, long long 
         act_grad<T, ACT_RELU>(delta, a, size);                                            \
     }                                                                                     \
     void gpunn_sgd_##dtype(T* p, const T* g, T* vel, long long n, long long nw, T lr, T mu, \
-                           T l2, T scale, int nesterov) {                                 \
-        fused_sgd(p, g, vel, n, nw, lr, mu, l2, scale, nesterov);                         \
+                           T l2, T scale, int nesterov, double* acc, double penalty) {    \
+        fused_sgd(p, g, vel, n, nw, lr, mu, l2, scale, nesterov, acc, penalty);           \
     }                                                                                     \
     void gpunn_adam_##dtype(T* p, const T* g, T* m, T* v, long long n, long long nw, T lr,  \
-                            T b1, T omb1, T b2, T omb2, T eps, T l2, T scale) {           \
-        fused_adam(p, g, m, v, n, nw, lr, b1, omb1, b2, omb2, eps, l2, scale);            \
+                            T b1, T omb1, T b2, T omb2, T eps, T l2, T scale, double* acc, \
+                            double penalty) {                                             \
+        fused_adam(p, g, m, v, n, nw, lr, b1, omb1, b2, omb2, eps, l2, scale, acc,         \
+                   penalty);                                                              \
     }
 
 extern "C" {

@@ -162,14 +162,17 @@ def _reference_update(rule, p, g, state, h):
 ])
 @pytest.mark.parametrize("n", [1, 1025])
 def test_fused_update_matches_reference(backend, dtype, rule, hyper, n):
-    h = UpdateHyper(lr=0.05, grad_scale=7.0, n_weights=max(n - 3, 0), l2=0.3, **hyper)
+    h = UpdateHyper(lr=0.05, grad_scale=7.0, n_weights=max(n - 3, 0), l2=0.3, penalty_scale=0.125,
+                    **hyper)
     p, g = _rng_data(n, dtype, 13), _rng_data(n, dtype, 14)
     state = tuple(np.abs(_rng_data(n, dtype, 15 + i)) for i in range(2 if rule == "adam" else 1))
     pd, gd = backend.asarray(p.copy()), backend.asarray(g.copy())
     sd = tuple(backend.asarray(s.copy()) for s in state)
     ref = [x.astype(np.float64) for x in (p, g)]
+    acc, ref_acc = backend.zeros(1, np.float64), 0.0
     for _ in range(3):  # three steps: state carries over
-        backend.fused_update(rule, pd, gd, sd, h)
+        backend.fused_update(rule, pd, gd, sd, h, acc)
+        ref_acc += 0.125 * np.sum(ref[0][: h.n_weights] ** 2)  # the weights before the step
         ref_p, ref_state = _reference_update(rule, ref[0], ref[1], [s.astype(np.float64) for s in state], h)
         state = tuple(s.astype(dtype) for s in ref_state)
         ref[0] = ref_p
@@ -177,6 +180,7 @@ def test_fused_update_matches_reference(backend, dtype, rule, hyper, n):
     _close(backend, pd, ref[0], dtype, 50)
     for got, want in zip(sd, state):
         _close(backend, got, want, dtype, 50)
+    assert backend.read_scalar(acc) == pytest.approx(ref_acc, rel=RTOL[dtype] * 50)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -65,6 +65,28 @@ def test_fused_softmax_loss_with_thousands_of_classes(schedule):
     assert acc[0] == pytest.approx(-np.log(p[y == 1]).sum(), rel=1e-12)
 
 
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("rule", ["sgd", "adam"])
+@pytest.mark.parametrize("n, n_weights", [(1, 1), (300, 290), (5000, 4000)])
+def test_fused_step_adds_the_penalty_of_the_weights_before_the_update(schedule, rule, n, n_weights):
+    """Several blocks, a grid smaller than the buffer (the stride loop) and a tail of
+    biases that the penalty must leave out; the sum is of the weights as they were."""
+    rng = np.random.RandomState(n)
+    p, g = rng.normal(size=(2, n))
+    old_weights = p[:n_weights].copy()
+    state = [np.zeros(n) for _ in range(2 if rule == "adam" else 1)]
+    acc = np.array([1.0])
+    scalars = ((np.float64(0.1), np.float64(0.9), np.float64(1e-3), np.float64(4), np.int32(1))
+               if rule == "sgd" else
+               (np.float64(1e-3), np.float64(0.9), np.float64(0.1), np.float64(0.999),
+                np.float64(0.001), np.float64(1e-8), np.float64(1e-3), np.float64(4)))
+    launch(f"fused_{rule}<double>", (3,), (64,),
+           (p, g, *state, np.int64(n), np.int64(n_weights), *scalars, acc, np.float64(0.25)),
+           schedule=schedule, seed=n)
+    assert acc[0] == pytest.approx(1.0 + 0.25 * np.dot(old_weights, old_weights), rel=1e-12)
+    assert not np.array_equal(p[:n_weights], old_weights)  # and the step itself was taken
+
+
 def test_scalar_arguments_must_have_the_kernel_type():
     """A Python number where the kernel takes float/int is a silent bug on a GPU: refused."""
     z = np.ones((2, 2), np.float32)
@@ -112,7 +134,7 @@ if sys.argv[2] == "ours":
         lib.launch("loss_grad_softmax<double>", (n,), (32,), (z, y, d, None, acc, np.float64(1), np.int32(n), np.int32(3)), schedule="random")
         lib.launch("loss_grad_elementwise<double>", (4,), (64,), (z, y, d, None, acc, np.float64(1), np.int32(n), np.int32(3), np.int32(1)))
         p = np.ones(n); g = np.ones(n); m = np.zeros(n); v = np.zeros(n)
-        lib.launch("fused_adam<double>", (2,), (64,), (p, g, m, v, np.int64(n), np.int64(n // 2), np.float64(1e-3), np.float64(0.9), np.float64(0.1), np.float64(0.999), np.float64(0.001), np.float64(1e-8), np.float64(1e-4), np.float64(1)))
+        lib.launch("fused_adam<double>", (2,), (64,), (p, g, m, v, np.int64(n), np.int64(n // 2), np.float64(1e-3), np.float64(0.9), np.float64(0.1), np.float64(0.999), np.float64(0.001), np.float64(1e-8), np.float64(1e-4), np.float64(1), acc, np.float64(0.5)))
     print("clean")
 else:
     lib = Library([Path(sys.argv[1]) / "cuda_emu" / "planted" / "bugs.cu"], sanitize=True)

@@ -26,13 +26,13 @@ def fresh_load(monkeypatch, tmp_path):
     cpu_kernels.load.cache_clear()
 
 
-def _run_steps(backend, rule, dtype, hyper, n, steps=3):
+def _run_steps(backend, rule, dtype, hyper, n, steps=3, acc=None):
     rng = np.random.RandomState(0)
     params = rng.normal(size=n).astype(dtype)
     state = tuple(np.zeros(n, dtype) for _ in range(2 if rule == "adam" else 1))
     for step in range(steps):
         grads = np.random.RandomState(step + 1).normal(size=n).astype(dtype)
-        backend.fused_update(rule, params, grads, state, hyper)
+        backend.fused_update(rule, params, grads, state, hyper, acc)
     return params, state
 
 
@@ -44,12 +44,17 @@ def _run_steps(backend, rule, dtype, hyper, n, steps=3):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 7, 100_003])
 def test_compiled_step_is_bitwise_equal_to_numpy(rule, extra, l2, dtype, n):
-    hyper = UpdateHyper(lr=1e-2, grad_scale=32.0, n_weights=n // 2 + 1, l2=l2, **extra)
-    p_ref, state_ref = _run_steps(NumpyBackend(compiled=False), rule, dtype, hyper, n)
-    p, state = _run_steps(NumpyBackend(), rule, dtype, hyper, n)
+    hyper = UpdateHyper(lr=1e-2, grad_scale=32.0, n_weights=n // 2 + 1, l2=l2,
+                        penalty_scale=0.5 * l2, **extra)
+    acc_ref, acc = np.zeros(1), np.zeros(1)
+    p_ref, state_ref = _run_steps(NumpyBackend(compiled=False), rule, dtype, hyper, n, acc=acc_ref)
+    p, state = _run_steps(NumpyBackend(), rule, dtype, hyper, n, acc=acc)
     np.testing.assert_array_equal(p, p_ref)
     for a, b in zip(state, state_ref):
         np.testing.assert_array_equal(a, b)
+    # the penalty is a sum in another order (double lanes, not BLAS's dot): equal to rounding
+    assert acc[0] == pytest.approx(acc_ref[0], rel=1e-5 if dtype == np.float32 else 1e-13)
+    assert (acc[0] > 0) == (l2 > 0)  # no penalty asked for: acc untouched
 
 
 @needs_compiler
@@ -57,7 +62,10 @@ def test_compiled_step_reads_grads_and_refuses_what_it_cannot_take():
     compiled = cpu_kernels.load()[0]
     p, g = np.ones(10, np.float32), np.full(10, 2, np.float32)
     velocity = np.zeros(10, np.float32)
-    assert compiled.pointers((p, g, velocity)) == [a.ctypes.data for a in (p, g, velocity)]
+    assert compiled.pointers((p, g, velocity)) == [a.ctypes.data for a in (p, g, velocity)] + [None]
+    acc = np.zeros(1)
+    assert compiled.pointers((p, g, velocity), acc)[-1] == acc.ctypes.data
+    assert compiled.pointers((p, g, velocity), np.zeros(1, np.float32)) is None  # acc is float64
     assert compiled.pointers((p, g, np.zeros(10, np.float64))) is None  # mixed dtypes
     assert compiled.pointers((p, g, np.zeros(20, np.float32)[::2])) is None  # not contiguous
     assert compiled.pointers((p, g, np.zeros(9, np.float32))) is None  # wrong size
@@ -136,7 +144,7 @@ def test_pointer_cache_forgets_freed_buffers():
     compiled = cpu_kernels.load()[0]
     for i in range(50):
         buffers = tuple(np.zeros(64 if i % 2 else 5000, np.float32) for _ in range(3))
-        assert compiled.pointers(buffers) == [b.ctypes.data for b in buffers]
+        assert compiled.pointers(buffers) == [b.ctypes.data for b in buffers] + [None]
         del buffers  # the next arrays may get the same ids, at other addresses
 
 

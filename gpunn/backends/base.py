@@ -46,6 +46,10 @@ class UpdateHyper(NamedTuple):
     ``delta``). The effective gradient is ``g = (grads + l2 * params) / grad_scale`` on
     the leading ``n_weights`` entries (the weights: L2 never touches biases) and
     ``g = grads / grad_scale`` on the rest, exactly scikit-learn's arithmetic.
+
+    ``penalty_scale`` is for the loss, not the step: when ``fused_update`` gets an
+    ``acc``, it adds ``penalty_scale * sum(params[:n_weights]**2)`` there, read from the
+    weights before the step (the trainer passes ``0.5 * l2`` times its loss scale).
     """
 
     lr: float  # learning rate of this step (Adam: already bias-corrected)
@@ -57,6 +61,7 @@ class UpdateHyper(NamedTuple):
     beta_1: float = 0.9  # adam
     beta_2: float = 0.999  # adam
     epsilon: float = 1e-8  # adam
+    penalty_scale: float = 0.0  # L2 term of the loss, added to fused_update's acc
 
 
 class Backend(ABC):
@@ -176,7 +181,13 @@ class Backend(ABC):
 
     @abstractmethod
     def fused_update(
-        self, rule: str, params: Any, grads: Any, state: tuple[Any, ...], hyper: UpdateHyper
+        self,
+        rule: str,
+        params: Any,
+        grads: Any,
+        state: tuple[Any, ...],
+        hyper: UpdateHyper,
+        acc: Any = None,
     ) -> None:
         """One whole optimizer step over the flat buffers, in one pass.
 
@@ -190,6 +201,10 @@ class Backend(ABC):
 
         The order of floating-point operations matches scikit-learn's optimizers, so
         float64 runs agree with scikit-learn to rounding. ``grads`` may be overwritten.
+
+        With ``acc`` and a non-zero ``hyper.penalty_scale``, the same pass also adds
+        ``penalty_scale * sum(w**2)`` of the weights before the step to ``acc[0]`` (as
+        ``sum_squares`` would, without reading the weights a second time).
         """
 
     # -- checks and device --------------------------------------------------------------

@@ -135,20 +135,22 @@ class CupyBackend(Backend):
         )
         return grads
 
-    def fused_update(self, rule: str, params, grads, state, hyper: UpdateHyper):
+    def fused_update(self, rule: str, params, grads, state, hyper: UpdateHyper, acc=None):
         if rule not in UPDATE_RULES:
             raise ValueError(f"unknown update rule {rule!r}; expected one of {list(UPDATE_RULES)}")
         T = params.dtype.type
         n, nw = np.int64(params.size), np.int64(hyper.n_weights)
         grid = _elementwise_grid(params.size)
+        # a null acc skips the penalty's block reduction altogether
+        penalty = (acc if hyper.penalty_scale else None, np.float64(hyper.penalty_scale))
         if rule == "sgd":
             args = (params, grads, state[0], n, nw, T(hyper.lr), T(hyper.momentum), T(hyper.l2),
-                    T(hyper.grad_scale), np.int32(bool(hyper.nesterov)))
+                    T(hyper.grad_scale), np.int32(bool(hyper.nesterov)), *penalty)
             self._kernel("fused_sgd", params.dtype)(grid, (THREADS,), args)
         else:
             args = (params, grads, state[0], state[1], n, nw, T(hyper.lr), T(hyper.beta_1),
                     T(1 - hyper.beta_1), T(hyper.beta_2), T(1 - hyper.beta_2), T(hyper.epsilon),
-                    T(hyper.l2), T(hyper.grad_scale))
+                    T(hyper.l2), T(hyper.grad_scale), *penalty)
             self._kernel("fused_adam", params.dtype)(grid, (THREADS,), args)
 
     # -- checks and device --------------------------------------------------------------

@@ -188,14 +188,19 @@ class NumpyBackend(Backend):
         grads /= hyper.grad_scale
         return grads
 
-    def fused_update(self, rule, params, grads, state, hyper):
+    def fused_update(self, rule, params, grads, state, hyper, acc=None):
         if rule not in UPDATE_RULES:
             raise ValueError(f"unknown update rule {rule!r}; expected one of {list(UPDATE_RULES)}")
+        if not hyper.penalty_scale:
+            acc = None
         kernels = self._kernels()
-        pointers = None if kernels is None else kernels.pointers((params, grads, *state))
+        pointers = None if kernels is None else kernels.pointers((params, grads, *state), acc)
         if pointers is not None:
             kernels.step(rule, pointers, params, hyper)
-        elif rule == "sgd":
+            return
+        if acc is not None:
+            self.sum_squares(params[: hyper.n_weights], acc, hyper.penalty_scale)
+        if rule == "sgd":
             self._sgd(params, self.finish_grad(params, grads, hyper), state[0], hyper)
         else:
             self._adam(params, self.finish_grad(params, grads, hyper), *state, hyper)
