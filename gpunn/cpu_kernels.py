@@ -1,11 +1,11 @@
 """gpunn's CPU kernels, compiled for this machine (``kernels/cpu_kernels.cpp``).
 
-NumPy cannot fuse: an Adam step is about fourteen passes over the parameters, and a
-bias + ReLU or a ReLU gradient two passes over a layer's activations. These kernels do
-each in one. The C++ holds no maths of its own: it loops over the CUDA kernels' rules
+NumPy cannot fuse: an Adam step is about fourteen passes over the parameters, a bias +
+ReLU two passes over a layer's activations and a logistic gradient three. These kernels
+do each in one. The C++ holds no maths of its own: it loops over the CUDA kernels' rules
 (``kernels/activation_rules.cuh``, ``kernels/optim_rules.cuh``), and only for operations
-whose arithmetic is exact (the optimizer rules, identity and ReLU), so the results equal
-NumPy's bitwise. It is built at first use with the system C++ compiler (``$CXX``, else
+whose arithmetic is exact (the optimizer rules, bias + identity or ReLU, the activation
+gradients) and in NumPy's order of operations, so the results equal NumPy's bitwise. It is built at first use with the system C++ compiler (``$CXX``, else
 ``c++`` or ``g++``) for this CPU (``-O3 -march=native``, with ``-ffp-contract=off`` so
 that no fused multiply-add changes a rounding), cached in ``$GPUNN_CACHE_DIR`` (default
 ``~/.cache/gpunn``; builds unused for ``STALE_DAYS`` are removed) under a hash of the
@@ -41,7 +41,8 @@ _C_FLOAT = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c
 _POINTERS = {"sgd": 3, "adam": 4}  # params, grads and the rule's state buffers
 _SCALARS = {"sgd": 4, "adam": 8}  # the element-type scalars after (n, n_weights)
 #: elementwise op -> (array arguments, size arguments)
-_ELEMENTWISE = {"bias_relu": (3, 2), "bias_identity": (3, 2), "relu_grad": (2, 1)}
+_ELEMENTWISE = {"bias_relu": (3, 2), "bias_identity": (3, 2),
+                **{f"{act}_grad": (2, 1) for act in ("relu", "logistic", "tanh")}}
 #: a cached build not used for this long is deleted when another one is made
 STALE_DAYS = 30
 #: elementwise ops on fewer elements stay in NumPy: fetching pointers costs ~1 us each
@@ -102,15 +103,16 @@ class CpuKernels:
     def bias_act(self, z: np.ndarray, bias: np.ndarray, activation: str, out: np.ndarray) -> bool:
         """``out = f(z + bias)`` for identity and ReLU; False (nothing done) otherwise."""
         fn = self._functions.get((f"bias_{activation}", z.dtype))
-        if fn is None or not _elementwise_ok(z, bias, out):
+        if fn is None or not _elementwise_ok(z, like_x=(out,), like_row=(bias,)):
             return False
         fn(z.ctypes.data, bias.ctypes.data, out.ctypes.data, z.shape[0], z.shape[1])
         return True
 
     def act_grad(self, delta: np.ndarray, a: np.ndarray, activation: str) -> bool:
-        """``delta *= f'`` from the output ``a``, for ReLU; False (nothing done) otherwise."""
+        """``delta *= f'`` from the output ``a`` for ReLU, logistic and tanh; False (nothing
+        done) otherwise."""
         fn = self._functions.get((f"{activation}_grad", delta.dtype))
-        if fn is None or not _elementwise_ok(delta, a):
+        if fn is None or not _elementwise_ok(delta, like_x=(a,)):
             return False
         fn(delta.ctypes.data, a.ctypes.data, delta.size)
         return True
@@ -129,13 +131,14 @@ class CpuKernels:
                hyper.grad_scale, acc, hyper.penalty_scale)
 
 
-def _elementwise_ok(x: np.ndarray, *others: np.ndarray) -> bool:
-    """Large enough to be worth a call; every array contiguous, of x's dtype, and shaped
-    like the 2-D x or like one of its rows (a bias)."""
+def _elementwise_ok(x: np.ndarray, like_x: tuple = (), like_row: tuple = ()) -> bool:
+    """Large enough to be worth a call; every array contiguous and of x's dtype; those of
+    ``like_x`` shaped like the 2-D x, those of ``like_row`` like one of its rows (a bias)."""
     if x.size < ELEMENTWISE_MIN_SIZE or x.ndim != 2:
         return False
-    return all(a.dtype == x.dtype and a.flags.c_contiguous and a.shape in (x.shape, x.shape[1:])
-               for a in (x, *others))
+    shaped = [(a, x.shape) for a in (x, *like_x)] + [(a, x.shape[1:]) for a in like_row]
+    return all(isinstance(a, np.ndarray) and a.dtype == x.dtype and a.flags.c_contiguous
+               and a.shape == shape for a, shape in shaped)
 
 
 def cache_dir() -> Path:

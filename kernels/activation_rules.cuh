@@ -32,12 +32,14 @@ template <typename T> GPUNN_HD T activate(T x, int act) {
     }
 }
 
-// f'(z) written in terms of the output a = f(z); the forward pass keeps only outputs.
-template <typename T> GPUNN_HD T derivative_from_output(T a, int act) {
+// delta * f'(z), with f' written in terms of the output a = f(z) (the forward pass keeps
+// only outputs), multiplied in the order of the NumPy reference and scikit-learn
+// (delta *= a; delta *= 1 - a), so that every build of it rounds alike.
+template <typename T> GPUNN_HD T backprop(T delta, T a, int act) {
     switch (act) {
-        case ACT_LOGISTIC: return a * (T(1) - a);
-        case ACT_TANH: return T(1) - a * a;
-        case ACT_RELU: return a > T(0) ? T(1) : T(0);
-        default: return T(1);
+        case ACT_LOGISTIC: return delta * a * (T(1) - a);
+        case ACT_TANH: return delta * (T(1) - a * a);
+        case ACT_RELU: return delta * (a > T(0) ? T(1) : T(0));
+        default: return delta;
     }
 }

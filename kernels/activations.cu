@@ -19,5 +19,5 @@ template <typename T>
 __global__ void act_grad(T* delta, const T* a, long long size, int act) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < size;
          i += (long long)gridDim.x * blockDim.x)
-        delta[i] = delta[i] * derivative_from_output(a[i], act);
+        delta[i] = backprop(delta[i], a[i], act);
 }

@@ -1,6 +1,6 @@
-// gpunn's CPU kernels: the optimizer step, and bias + activation and its gradient for
-// the activations whose arithmetic is exact (identity, ReLU), each one pass over memory
-// where NumPy needs two or more. gpunn/cpu_kernels.py compiles this file at first use
+// gpunn's CPU kernels: the optimizer step, bias + activation for the activations whose
+// arithmetic is exact (identity, ReLU), and the activation gradients (products and
+// differences only), each one pass over memory where NumPy needs two or more. gpunn/cpu_kernels.py compiles this file at first use
 // for the machine's own CPU and calls it through ctypes. The maths is the CUDA kernels'
 // own (activation_rules.cuh, optim_rules.cuh); this file only loops, so that each loop
 // vectorises: over the weights with L2 and then the biases without; row by row.
@@ -23,7 +23,7 @@ static void bias_act(const T* z, const T* bias, T* out, long long n_rows, long l
 // delta *= f'(z), from the layer's output a.
 template <typename T, int ACT>
 static void act_grad(T* delta, const T* a, long long size) {
-    for (long long i = 0; i < size; ++i) delta[i] = delta[i] * derivative_from_output(a[i], ACT);
+    for (long long i = 0; i < size; ++i) delta[i] = backprop(delta[i], a[i], ACT);
 }
 
 // One optimizer step: update(i, l2) for every parameter, the weights (the first
@@ -75,6 +75,10 @@ static void fused_adam(T* p, const T* grads, T* m, T* v, long long n, long long 
 
 // The entry points gpunn/cpu_kernels.py binds, gpunn_<op>_<dtype>: plain C functions,
 // since ctypes cannot call templates; one set per element type.
+#define GPUNN_ACT_GRAD(T, dtype, name, ACT)                                                 \
+    void gpunn_##name##_grad_##dtype(T* delta, const T* a, long long size) {              \
+        act_grad<T, ACT>(delta, a, size);                                                 \
+    }
 #define GPUNN_ENTRY_POINTS(T, dtype)                                                         \
     void gpunn_bias_relu_##dtype(const T* z, const T* b, T* out, long long rows,          \
                                  long long cols) {                                       \
@@ -84,9 +88,9 @@ static void fused_adam(T* p, const T* grads, T* m, T* v, long long n, long long 
                                      long long cols) {                                   \
         bias_act<T, ACT_IDENTITY>(z, b, out, rows, cols);                                 \
     }                                                                                     \
-    void gpunn_relu_grad_##dtype(T* delta, const T* a, long long size) {                   \
-        act_grad<T, ACT_RELU>(delta, a, size);                                            \
-    }                                                                                     \
+    GPUNN_ACT_GRAD(T, dtype, relu, ACT_RELU)                                              \
+    GPUNN_ACT_GRAD(T, dtype, logistic, ACT_LOGISTIC)                                      \
+    GPUNN_ACT_GRAD(T, dtype, tanh, ACT_TANH)                                              \
     void gpunn_sgd_##dtype(T* p, const T* g, T* vel, long long n, long long nw, T lr, T mu, \
                            T l2, T scale, int nesterov, double* acc, double penalty) {    \
         fused_sgd(p, g, vel, n, nw, lr, mu, l2, scale, nesterov, acc, penalty);           \

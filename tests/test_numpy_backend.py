@@ -153,7 +153,8 @@ def test_pointer_cache_forgets_freed_buffers():
 @pytest.mark.parametrize("rows", [ELEMENTWISE_MIN_SIZE // 64, ELEMENTWISE_MIN_SIZE // 64 - 1, 1000])
 @pytest.mark.parametrize("activation", ["relu", "identity", "logistic", "tanh"])
 def test_compiled_bias_act_and_grad_are_bitwise_equal_to_numpy(dtype, rows, activation):
-    """Above the size threshold identity and ReLU run compiled; the others stay in NumPy."""
+    """Above the size threshold bias + identity and bias + ReLU run compiled, and the
+    gradients of ReLU, logistic and tanh; the rest stays in NumPy."""
     rng = np.random.RandomState(0)
     z = rng.normal(size=(rows, 64)).astype(dtype)
     z[1, 2], z[2, 3] = np.nan, -0.0  # NaN must propagate on both paths, as np.maximum does
@@ -165,17 +166,16 @@ def test_compiled_bias_act_and_grad_are_bitwise_equal_to_numpy(dtype, rows, acti
         a = backend.bias_act(z, bias, activation, out=np.empty_like(z))
         in_place = z.copy()
         backend.bias_act(in_place, bias, activation, out=in_place)  # out aliases z
-        grad = backend.act_grad(delta.copy(), a, activation) if activation != "identity" else None
+        grad = backend.act_grad(delta.copy(), a, activation)
         results.append((a, in_place, grad))
     for got, want in zip(*results):
-        if want is not None:
-            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(results[0][0], results[0][1])
     compiled = cpu_kernels.load()[0]
     large = z.size >= ELEMENTWISE_MIN_SIZE
     assert compiled.bias_act(z, bias, activation, np.empty_like(z)) == (
         large and activation in ("relu", "identity"))
-    assert compiled.act_grad(delta.copy(), z, activation) == (large and activation == "relu")
+    assert compiled.act_grad(delta.copy(), z, activation) == (large and activation != "identity")
 
 
 @needs_compiler
@@ -187,6 +187,8 @@ def test_compiled_elementwise_refuses_what_it_cannot_take():
     assert not compiled.bias_act(z[:, ::2], np.ones(32, np.float32), "relu",
                                  np.empty((512, 32), np.float32))  # a strided view
     assert not compiled.act_grad(z, np.ones((512, 32), np.float32), "relu")  # shapes differ
+    assert not compiled.act_grad(z, np.ones(64, np.float32), "relu")  # a row is no output
+    assert not compiled.bias_act(z, np.ones(64, np.float32), "relu", np.ones(64, np.float32))
     assert compiled.bias_act(z[:300], np.ones(64, np.float32), "relu", z[:300])  # leading rows
 
 

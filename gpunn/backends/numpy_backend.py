@@ -8,7 +8,7 @@ than ``np.sum``): for small networks the per-call overhead is the cost.
 
 Where NumPy cannot fuse, the same operations compiled for this CPU take over
 (``gpunn.cpu_kernels``): the optimizer step (one pass instead of ~14), bias + ReLU and
-the ReLU gradient (one pass instead of two). They agree with the NumPy code below
+the activation gradients (one pass instead of two or three). They agree with the NumPy code below
 bitwise; where nothing can be compiled, that code runs.
 """
 
