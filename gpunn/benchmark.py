@@ -130,7 +130,8 @@ def gemm_only_runner(w: Workload, X) -> Callable[[], None]:
     weights = [rng.standard_normal((i, o)).astype(np.float32) * 0.01 for i, o in zip(units[:-1], units[1:])]
     grads = [np.empty_like(W) for W in weights]
     acts = [np.empty((w.batch_size, o), np.float32) for o in units[1:]]
-    deltas = [np.empty_like(a) for a in acts]
+    # finite stand-ins for the backward pass's deltas (np.empty would multiply garbage)
+    deltas = [rng.standard_normal(a.shape).astype(np.float32) * 0.01 for a in acts]
     xb = np.empty((w.batch_size, w.n_features), np.float32)
 
     def epoch():
