@@ -239,13 +239,13 @@ def run(args) -> dict:
         else:
             X, y = make_data(w, n_samples=args.samples)
         for solver in args.solvers.split(","):
-            epochs = {name: factory(w, solver, X, y) for name, factory in impls.items()
-                      # the bound does not depend on the solver: measured with the first
-                      if name != "gemm-only" or solver == args.solvers.split(",")[0]}
+            # the bound does not depend on the solver, but it takes turns with each
+            # solver's runs, so that a slow spell of the machine cannot skew the ratios
+            epochs = {name: factory(w, solver, X, y) for name, factory in impls.items()}
             for name, rates in time_interleaved(epochs, len(X), args.repeats).items():
                 med = statistics.median(rates)
                 results["rows"].append({
-                    "workload": w.name, "solver": "-" if name == "gemm-only" else solver,
+                    "workload": w.name, "solver": solver,
                     "impl": name, "median": med, "min": min(rates), "max": max(rates),
                     "gflops": med * w.flops_per_sample / 1e9,
                     "pct_peak": 100 * med * w.flops_per_sample / 1e9 / peak,
@@ -257,7 +257,7 @@ def run(args) -> dict:
 def format_table(results: dict) -> str:
     rows = results["rows"]
     rate = {(r["workload"], r["solver"], r["impl"]): r["median"] for r in rows}
-    bound = {r["workload"]: r["median"] for r in rows if r["impl"] == "gemm-only"}
+    bound = {(r["workload"], r["solver"]): r["median"] for r in rows if r["impl"] == "gemm-only"}
     peers = [p for p in ("scikit-learn", "pytorch-cpu", "pytorch-cuda") if any(r["impl"] == p for r in rows)]
     head = (f"{'workload':8s} {'solver':6s} {'implementation':14s} {'samples/s (min-max)':>30s} "
             f"{'GFLOP/s':>8s} {'%peak':>6s} " + " ".join(f"{'x ' + p:>14s}" for p in peers) + f" {'/ GEMM-only':>11s}")
@@ -266,7 +266,8 @@ def format_table(results: dict) -> str:
         ratios = " ".join(
             f"{r['median'] / rate[(r['workload'], r['solver'], p)]:14.2f}"
             if (r["workload"], r["solver"], p) in rate and r["impl"] != p else f"{'':14s}" for p in peers)
-        to_bound = f"{r['median'] / bound[r['workload']]:11.2f}" if r["workload"] in bound else ""
+        key = (r["workload"], r["solver"])
+        to_bound = f"{r['median'] / bound[key]:11.2f}" if key in bound else ""
         span = f"{r['median']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f})"
         lines.append(f"{r['workload']:8s} {r['solver']:6s} {r['impl']:14s} {span:>30s} "
                      f"{r['gflops']:8.1f} {r['pct_peak']:6.1f} {ratios} {to_bound}")

@@ -24,6 +24,19 @@ def test_quick_run_prints_a_table_and_writes_json(tmp_path, capsys):
     for row in results["rows"]:
         assert row["min"] <= row["median"] <= row["max"]
     assert results["machine"]["threadpools"]
+    # the bound takes turns with each solver's runs, not only the first solver's
+    assert {r["solver"] for r in results["rows"] if r["impl"] == "gemm-only"} == {"sgd", "adam"}
+
+
+def test_table_divides_by_the_bound_measured_beside_the_same_solver():
+    row = dict(workload="W2", min=1.0, max=1.0, gflops=1.0, pct_peak=1.0)
+    rows = [dict(row, solver="sgd", impl="gemm-only", median=200.0),
+            dict(row, solver="sgd", impl="gpunn-numpy", median=100.0),
+            dict(row, solver="adam", impl="gemm-only", median=100.0),
+            dict(row, solver="adam", impl="gpunn-numpy", median=80.0)]
+    table = benchmark.format_table({"gemm_peak_gflops": 1.0, "rows": rows}).splitlines()
+    ours = [line for line in table if "gpunn-numpy" in line]
+    assert ours[0].endswith("0.50") and ours[1].endswith("0.80")
 
 
 def test_cli_bench_delegates(capsys):
