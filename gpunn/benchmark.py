@@ -124,7 +124,9 @@ def torch_runner(device: str, w: Workload, solver: str, X, y) -> Callable[[], No
 
 
 def gemm_only_runner(w: Workload, X) -> Callable[[], None]:
-    """The forward and backward GEMMs of every step into preallocated outputs, nothing else."""
+    """The forward and backward GEMMs of every step into preallocated outputs, and the
+    gather of each shuffled batch that feeds them (work every implementation must do:
+    about a tenth of the bound's time on W2), nothing else."""
     rng = np.random.RandomState(0)
     units = w.layer_units
     weights = [rng.standard_normal((i, o)).astype(np.float32) * 0.01 for i, o in zip(units[:-1], units[1:])]
