@@ -69,6 +69,11 @@ class CpuKernels:
                 fn.restype = None
                 fn.argtypes = [ctypes.c_void_p] * n_arrays + [ctypes.c_longlong] * n_sizes
                 self._functions[op, dtype] = fn
+            fn = getattr(dll, f"gpunn_take_rows_{dtype.name}")
+            fn.restype = ctypes.c_longlong
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_void_p,
+                           ctypes.c_longlong, ctypes.c_void_p]
+            self._functions["take_rows", dtype] = fn
         # (ids, pointers, weak references) of the last buffers seen: training passes the
         # same buffers every step, and asking NumPy for pointers costs more than the step
         # of a small network. The weak references clear the cache as soon as one of those
@@ -115,6 +120,21 @@ class CpuKernels:
         if fn is None or not _elementwise_ok(delta, like_x=(a,)):
             return False
         fn(delta.ctypes.data, a.ctypes.data, delta.size)
+        return True
+
+    def take_rows(self, x: np.ndarray, idx: np.ndarray, out: np.ndarray) -> bool:
+        """``out[:] = x[idx]`` for a 2-D ``x`` and an int64 ``idx`` as long as ``out``;
+        False (nothing done) for what it cannot take. An index out of range raises
+        IndexError, as ``np.take`` does."""
+        fn = self._functions.get(("take_rows", x.dtype))
+        index_ok = (isinstance(idx, np.ndarray) and idx.dtype == np.int64 and idx.ndim == 1
+                    and idx.flags.c_contiguous and len(idx) == len(out))
+        if (fn is None or not index_ok or not _elementwise_ok(out) or x.ndim != 2
+                or not x.flags.c_contiguous or (out.dtype, out.shape[1]) != (x.dtype, x.shape[1])):
+            return False
+        bad = fn(x.ctypes.data, x.shape[0], x.shape[1], idx.ctypes.data, len(idx), out.ctypes.data)
+        if bad >= 0:
+            raise IndexError(f"index {idx[bad]} is out of bounds for axis 0 with size {x.shape[0]}")
         return True
 
     def step(self, rule: str, pointers: list[int], params: np.ndarray, hyper) -> None:

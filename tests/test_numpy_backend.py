@@ -246,3 +246,44 @@ def test_models_trained_in_threads_side_by_side_equal_sequential_ones():
     for a, b in zip(sequential, threaded):
         for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
             np.testing.assert_array_equal(wa, wb)
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_row_gather_equals_numpy_take(dtype):
+    x = np.random.RandomState(0).normal(size=(500, 100)).astype(dtype)
+    idx = np.random.RandomState(1).randint(-500, 500, size=ELEMENTWISE_MIN_SIZE // 100 + 9)
+    idx[:3] = [499, -500, 0]  # both ends, from the end too, and repeats below
+    idx[-2:] = idx[5]
+    out = np.full((len(idx) + 5, 100), np.nan, dtype)
+    got = NumpyBackend().take_rows(x, idx, out)
+    assert got.base is out and np.isnan(out[len(idx):]).all()  # leading rows only
+    np.testing.assert_array_equal(got, np.take(x, idx, axis=0))
+    assert cpu_kernels.load()[0].take_rows(x, idx, out[: len(idx)])
+
+
+@needs_compiler
+@pytest.mark.parametrize("bad", [500, -501])
+def test_compiled_row_gather_refuses_an_index_out_of_range_before_writing(bad):
+    x = np.ones((500, 100))
+    idx = np.zeros(ELEMENTWISE_MIN_SIZE // 100 + 1, np.int64)
+    idx[-1] = bad
+    out = np.zeros((len(idx), 100))
+    with pytest.raises(IndexError, match=f"index {bad} is out of bounds for axis 0 with size 500"):
+        NumpyBackend().take_rows(x, idx, out)
+    assert not out.any()
+    with pytest.raises(IndexError):  # the NumPy path says the same
+        NumpyBackend(compiled=False).take_rows(x, idx, out)
+
+
+@needs_compiler
+def test_compiled_row_gather_leaves_what_it_cannot_take_to_numpy():
+    compiled = cpu_kernels.load()[0]
+    x, out = np.ones((500, 100), np.float32), np.empty((200, 100), np.float32)
+    idx = np.arange(200)
+    assert compiled.take_rows(x, idx, out)
+    assert not compiled.take_rows(x, idx.astype(np.int32), out)  # index type
+    assert not compiled.take_rows(x, idx[:100], out)  # lengths differ
+    assert not compiled.take_rows(x.astype(np.float64), idx, out)  # dtypes differ
+    assert not compiled.take_rows(np.ones((500, 200), np.float32)[:, ::2], idx, out)  # strided
+    assert not compiled.take_rows(x, idx[:10], out[:10])  # too small to be worth a call

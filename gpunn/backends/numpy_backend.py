@@ -69,6 +69,10 @@ class NumpyBackend(Backend):
 
     def take_rows(self, x, idx, out):
         view = out[: len(idx)]
+        if view.size >= cpu_kernels.ELEMENTWISE_MIN_SIZE:  # a batch of X: 4x faster compiled
+            kernels = self._kernels()
+            if kernels is not None and kernels.take_rows(x, idx, view):
+                return view
         x.take(idx, axis=0, out=view)  # the method: np.take's Python wrapper costs 1 us
         return view
 
