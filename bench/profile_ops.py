@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     rest = seconds - sum(totals.values())
     print(f"{'(the rest)':14s} {rest / steps * 1e6:10.1f} {'':10s} {rest / seconds:6.1%}")
     print(f"GEMM-only runner: {gemm_seconds / steps * 1e6:,.1f} us per step "
-          f"(its GEMMs and row gathers, same shapes)")
+          f"(the same GEMMs alone)")
 
 
 if __name__ == "__main__":
