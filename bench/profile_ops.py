@@ -4,7 +4,8 @@
 
 Trains the benchmark's workload (gpunn.benchmark.WORKLOADS) with the NumPy backend, every
 backend method wrapped in a timer, and prints microseconds per step for each op, the
-rest (Python, input checks) and, over as many epochs, the GEMM-only runner's step. Run it
+rest (Python, input checks) and the GEMM-only runner's step, its epochs taking turns
+with gpunn's. Run it
 under py-spy for a sampled view of the same loop:
 
     py-spy record --native -r 1000 -f raw -o w2.raw -- python bench/profile_ops.py W2 adam
@@ -56,22 +57,22 @@ def main(argv: list[str] | None = None) -> None:
                               momentum=0.9, random_state=0, backend="numpy",
                               learning_rate_init=1e-3 if args.solver == "adam" else 1e-2)
     classes = np.arange(w.n_classes)
+    gemm_epoch = gemm_only_runner(w, X)
     est.partial_fit(X, y, classes=classes)  # warm-up: buffers, compiled kernels
+    gemm_epoch()
     totals.clear()
     calls.clear()
-    tic = time.perf_counter()
-    for _ in range(args.epochs):
+    seconds = gemm_seconds = 0.0
+    for _ in range(args.epochs):  # taking turns, so that the machine's slow spells hit both
+        tic = time.perf_counter()
         est.partial_fit(X, y, classes=classes)
-    seconds = time.perf_counter() - tic
+        seconds += time.perf_counter() - tic
+        tic = time.perf_counter()
+        gemm_epoch()
+        gemm_seconds += time.perf_counter() - tic
     steps = calls["fused_update"]
     for name in OPS:  # the shared backend goes back to its plain methods
         delattr(backend, name)
-    gemm_epoch = gemm_only_runner(w, X)
-    gemm_epoch()
-    tic = time.perf_counter()
-    for _ in range(args.epochs):
-        gemm_epoch()
-    gemm_seconds = time.perf_counter() - tic
 
     print(f"{w.name} {args.solver}: {steps} steps of {w.batch_size} rows, "
           f"{seconds / steps * 1e6:,.1f} us per step")
