@@ -257,7 +257,8 @@ def run(args) -> dict:
 def format_table(results: dict) -> str:
     rows = results["rows"]
     rate = {(r["workload"], r["solver"], r["impl"]): r["median"] for r in rows}
-    bound = {(r["workload"], r["solver"]): r["median"] for r in rows if r["impl"] == "gemm-only"}
+    bound = {(r["workload"], r["solver"]): r["median"]
+             for r in rows if r["impl"] == "gemm-only"}
     peers = [p for p in ("scikit-learn", "pytorch-cpu", "pytorch-cuda") if any(r["impl"] == p for r in rows)]
     head = (f"{'workload':8s} {'solver':6s} {'implementation':14s} {'samples/s (min-max)':>30s} "
             f"{'GFLOP/s':>8s} {'%peak':>6s} " + " ".join(f"{'x ' + p:>14s}" for p in peers) + f" {'/ GEMM-only':>11s}")

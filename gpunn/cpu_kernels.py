@@ -5,8 +5,10 @@ ReLU two passes over a layer's activations and a logistic gradient three. These 
 do each in one. The C++ holds no maths of its own: it loops over the CUDA kernels' rules
 (``kernels/activation_rules.cuh``, ``kernels/optim_rules.cuh``), and only for operations
 whose arithmetic is exact (the optimizer rules, bias + identity or ReLU, the activation
-gradients) and in NumPy's order of operations, so the results equal NumPy's bitwise. It is built at first use with the system C++ compiler (``$CXX``, else
-``c++`` or ``g++``) for this CPU (``-O3 -march=native``, with ``-ffp-contract=off`` so
+gradients) and in NumPy's order of operations, so the results equal NumPy's bitwise; the
+one sum, the loss's L2 term, agrees to rounding. A batch's rows are gathered here too.
+It is built at first use with the system C++ compiler (``$CXX``, else ``c++`` or
+``g++``) for this CPU (``-O3 -march=native``, with ``-ffp-contract=off`` so
 that no fused multiply-add changes a rounding), cached in ``$GPUNN_CACHE_DIR`` (default
 ``~/.cache/gpunn``; builds unused for ``STALE_DAYS`` are removed) under a hash of the
 sources, compiler, flags and CPU, and called through ctypes.
@@ -97,12 +99,12 @@ class CpuKernels:
                 isinstance(b, np.ndarray) and b.dtype == dtype and b.size == size
                 and b.flags.c_contiguous for b in buffers):
             return None
-        if acc is not None:
-            if not (isinstance(acc, np.ndarray) and acc.dtype == np.float64 and acc.size):
-                return None
-            buffers = (*buffers, acc)
-        pointers = [b.ctypes.data for b in buffers] + ([] if acc is not None else [None])
-        self._cache = (ids, pointers, [weakref.ref(b, self._forget) for b in buffers])
+        if acc is not None and not (isinstance(acc, np.ndarray) and acc.dtype == np.float64
+                                    and acc.size):
+            return None
+        pointers = [b.ctypes.data for b in buffers] + [None if acc is None else acc.ctypes.data]
+        tracked = buffers if acc is None else (*buffers, acc)
+        self._cache = (ids, pointers, [weakref.ref(b, self._forget) for b in tracked])
         return pointers
 
     def bias_act(self, z: np.ndarray, bias: np.ndarray, activation: str, out: np.ndarray) -> bool:
