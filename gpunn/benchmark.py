@@ -123,32 +123,49 @@ def torch_runner(device: str, w: Workload, solver: str, X, y) -> Callable[[], No
     return epoch
 
 
-def gemm_only_runner(w: Workload, X) -> Callable[[], None]:
+#: implementations that run on the GPU: divided by the GPU's GEMM-only bound and peak
+ON_GPU = ("gpunn-cupy", "pytorch-cuda", "gemm-only-cuda")
+
+
+def bound_of(impl: str) -> str:
+    """The name of the GEMM-only bound on ``impl``'s device."""
+    return "gemm-only-cuda" if impl in ON_GPU else "gemm-only"
+
+
+def _synchronizer(xp) -> Callable[[], None]:
+    """Waits for ``xp``'s device (CuPy's queued kernels); nothing to wait for with NumPy."""
+    return (lambda: None) if xp is np else xp.cuda.runtime.deviceSynchronize
+
+
+def gemm_only_runner(w: Workload, X, xp=np) -> Callable[[], None]:
     """The forward and backward GEMMs of every step of an epoch, on the same shapes, into
     preallocated outputs, and nothing else: not even the gather of each shuffled batch
     (every step multiplies the same rows of X; what a step's data are does not change what
-    a GEMM costs)."""
+    a GEMM costs). ``xp`` is NumPy (the CPU's BLAS) or CuPy (cuBLAS on the GPU)."""
     rng = np.random.RandomState(0)
     units = w.layer_units
-    weights = [rng.standard_normal((i, o)).astype(np.float32) * 0.01 for i, o in zip(units[:-1], units[1:])]
-    grads = [np.empty_like(W) for W in weights]
-    acts = [np.empty((w.batch_size, o), np.float32) for o in units[1:]]
+    weights = [xp.asarray(rng.standard_normal((i, o)).astype(np.float32) * 0.01)
+               for i, o in zip(units[:-1], units[1:])]
+    grads = [xp.empty(W.shape, np.float32) for W in weights]
+    acts = [xp.empty((w.batch_size, o), np.float32) for o in units[1:]]
     # finite stand-ins for the backward pass's deltas (np.empty would multiply garbage)
-    deltas = [rng.standard_normal(a.shape).astype(np.float32) * 0.01 for a in acts]
-    xb = np.ascontiguousarray(X[: w.batch_size], dtype=np.float32)
+    deltas = [xp.asarray(rng.standard_normal(a.shape).astype(np.float32) * 0.01) for a in acts]
+    xb = xp.asarray(np.ascontiguousarray(X[: w.batch_size], dtype=np.float32))
+    synchronize = _synchronizer(xp)
 
     def epoch():
         for start in range(0, len(X), w.batch_size):
             n = min(w.batch_size, len(X) - start)
             a = xb[:n]
             for W, out in zip(weights, acts):
-                np.matmul(a, W, out=out[:n])
+                xp.matmul(a, W, out=out[:n])
                 a = out[:n]
             for i in range(len(weights) - 1, -1, -1):
                 a_in = xb[:n] if i == 0 else acts[i - 1][:n]
-                np.matmul(a_in.T, deltas[i][:n], out=grads[i])
+                xp.matmul(a_in.T, deltas[i][:n], out=grads[i])
                 if i > 0:
-                    np.matmul(deltas[i][:n], weights[i].T, out=deltas[i - 1][:n])
+                    xp.matmul(deltas[i][:n], weights[i].T, out=deltas[i - 1][:n])
+        synchronize()
 
     return epoch
 
@@ -173,16 +190,19 @@ def time_interleaved(epochs: dict[str, Callable[[], None]], n_samples: int,
     return rates
 
 
-def gemm_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """This machine's float32 GEMM rate (median of square multiplies), in GFLOP/s."""
+def gemm_peak_gflops(xp=np, size: int = 2048, repeats: int = 5) -> float:
+    """The float32 GEMM rate of ``xp``'s device (median of square multiplies), in GFLOP/s."""
     rng = np.random.RandomState(0)
-    a, b = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
-    out = np.empty_like(a)
-    np.matmul(a, b, out=out)
+    a, b = (xp.asarray(rng.standard_normal((size, size)).astype(np.float32)) for _ in range(2))
+    out = xp.empty((size, size), np.float32)
+    synchronize = _synchronizer(xp)
+    xp.matmul(a, b, out=out)
+    synchronize()
     times = []
     for _ in range(repeats):
         tic = time.perf_counter()
-        np.matmul(a, b, out=out)
+        xp.matmul(a, b, out=out)
+        synchronize()
         times.append(time.perf_counter() - tic)
     return 2 * size**3 / statistics.median(times) / 1e9
 
@@ -202,8 +222,9 @@ def machine_info() -> dict:
     return info
 
 
-def implementations(args) -> dict[str, Callable]:
-    """name -> factory(workload, solver, X, y) for every implementation available here."""
+def implementations(args, gpu_xp=None) -> dict[str, Callable]:
+    """name -> factory(workload, solver, X, y) for every implementation available here;
+    ``gpu_xp`` (CuPy, where gpunn can use it) adds the GPU's GEMM-only bound."""
     import gpunn
 
     impls: dict[str, Callable] = {}
@@ -220,13 +241,24 @@ def implementations(args) -> dict[str, Callable]:
     except ImportError:
         pass
     impls["gemm-only"] = lambda w, s, X, y: gemm_only_runner(w, X)
+    if gpu_xp is not None:
+        impls["gemm-only-cuda"] = lambda w, s, X, y: gemm_only_runner(w, X, gpu_xp)
     return impls
 
 
 def run(args) -> dict:
-    peak = gemm_peak_gflops()
-    results = {"machine": machine_info(), "gemm_peak_gflops": peak, "rows": []}
-    impls = implementations(args)
+    import gpunn
+
+    gpu_xp = None
+    if "cupy" in gpunn.available_backends():
+        import cupy as gpu_xp
+    peaks = {"gemm-only": gemm_peak_gflops()}
+    if gpu_xp is not None:  # big enough for a GPU to reach its rate
+        peaks["gemm-only-cuda"] = gemm_peak_gflops(gpu_xp, size=8192)
+    results = {"machine": machine_info(), "gemm_peak_gflops": peaks["gemm-only"], "rows": []}
+    if gpu_xp is not None:
+        results["gpu_gemm_peak_gflops"] = peaks["gemm-only-cuda"]
+    impls = implementations(args, gpu_xp)
     workloads = [WORKLOADS[name] for name in args.workloads.split(",")]
     if args.mnist:
         from .datasets import load_mnist
@@ -248,7 +280,7 @@ def run(args) -> dict:
                     "workload": w.name, "solver": solver,
                     "impl": name, "median": med, "min": min(rates), "max": max(rates),
                     "gflops": med * w.flops_per_sample / 1e9,
-                    "pct_peak": 100 * med * w.flops_per_sample / 1e9 / peak,
+                    "pct_peak": 100 * med * w.flops_per_sample / 1e9 / peaks[bound_of(name)],
                 })
                 print(f"  {w.name} {solver:4s} {name:14s} {med:12,.0f} samples/s", file=sys.stderr)
     return results
@@ -257,18 +289,20 @@ def run(args) -> dict:
 def format_table(results: dict) -> str:
     rows = results["rows"]
     rate = {(r["workload"], r["solver"], r["impl"]): r["median"] for r in rows}
-    bound = {(r["workload"], r["solver"]): r["median"]
-             for r in rows if r["impl"] == "gemm-only"}
     peers = [p for p in ("scikit-learn", "pytorch-cpu", "pytorch-cuda") if any(r["impl"] == p for r in rows)]
     head = (f"{'workload':8s} {'solver':6s} {'implementation':14s} {'samples/s (min-max)':>30s} "
             f"{'GFLOP/s':>8s} {'%peak':>6s} " + " ".join(f"{'x ' + p:>14s}" for p in peers) + f" {'/ GEMM-only':>11s}")
-    lines = [f"float32 GEMM peak here: {results['gemm_peak_gflops']:.1f} GFLOP/s", head, "-" * len(head)]
+    peak = f"float32 GEMM peak here: {results['gemm_peak_gflops']:.1f} GFLOP/s"
+    if "gpu_gemm_peak_gflops" in results:
+        peak += (f" on the CPU, {results['gpu_gemm_peak_gflops']:.1f} GFLOP/s on the GPU "
+                 "(GPU rows: %peak and bound of the GPU)")
+    lines = [peak, head, "-" * len(head)]
     for r in rows:
         ratios = " ".join(
             f"{r['median'] / rate[(r['workload'], r['solver'], p)]:14.2f}"
             if (r["workload"], r["solver"], p) in rate and r["impl"] != p else f"{'':14s}" for p in peers)
-        key = (r["workload"], r["solver"])
-        to_bound = f"{r['median'] / bound[key]:11.2f}" if key in bound else ""
+        key = (r["workload"], r["solver"], bound_of(r["impl"]))
+        to_bound = f"{r['median'] / rate[key]:11.2f}" if key in rate else ""
         span = f"{r['median']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f})"
         lines.append(f"{r['workload']:8s} {r['solver']:6s} {r['impl']:14s} {span:>30s} "
                      f"{r['gflops']:8.1f} {r['pct_peak']:6.1f} {ratios} {to_bound}")

@@ -54,3 +54,31 @@ def test_implementations_take_turns_epoch_by_epoch():
     rates = benchmark.time_interleaved(epochs, n_samples=10, repeats=2)
     assert calls == ["gpunn", "torch"] * 3  # one warm-up each, then two rounds
     assert [len(r) for r in rates.values()] == [2, 2] and min(rates["gpunn"]) > 0
+
+
+def test_gpu_rows_are_divided_by_the_gpu_bound():
+    row = dict(workload="W2", solver="adam", min=1.0, max=1.0, gflops=1.0, pct_peak=1.0)
+    rows = [dict(row, impl="gemm-only", median=100.0), dict(row, impl="gemm-only-cuda", median=1000.0),
+            dict(row, impl="gpunn-numpy", median=50.0), dict(row, impl="gpunn-cupy", median=900.0),
+            dict(row, impl="pytorch-cuda", median=600.0)]
+    table = benchmark.format_table({"gemm_peak_gflops": 1.0, "gpu_gemm_peak_gflops": 9.0,
+                                    "rows": rows})
+    ends = {line.split()[2]: line.split()[-1] for line in table.splitlines()[3:]}
+    assert ends["gpunn-numpy"] == "0.50"  # the CPU bound
+    assert ends["gpunn-cupy"] == "0.90" and ends["pytorch-cuda"] == "0.60"  # the GPU's
+    assert "9.0 GFLOP/s on the GPU" in table
+
+
+def test_gemm_only_runner_and_peak_run_on_a_cupy_like_module(monkeypatch):
+    """On a GPU machine the bound and the peak are cuBLAS's: the same code with CuPy as
+    the array module, waiting for the device before the clock stops."""
+    import fakecupy
+
+    waits = []
+    monkeypatch.setattr(fakecupy.cuda.runtime, "deviceSynchronize", lambda: waits.append(1))
+    w = benchmark.WORKLOADS["W2"]
+    X, _ = benchmark.make_data(w, n_samples=600)
+    benchmark.gemm_only_runner(w, X, fakecupy)()
+    assert waits == [1]  # once per epoch, after the last GEMM
+    assert benchmark.gemm_peak_gflops(fakecupy, size=64, repeats=2) > 0
+    assert len(waits) == 1 + 1 + 2  # the epoch, the warm-up multiply, two timed ones
