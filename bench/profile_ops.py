@@ -5,8 +5,7 @@
 Trains the benchmark's workload (gpunn.benchmark.WORKLOADS) with the NumPy backend, every
 backend method wrapped in a timer, and prints microseconds per step for each op, the
 rest (Python, input checks) and the GEMM-only runner's step, its epochs taking turns
-with gpunn's. Run it
-under py-spy for a sampled view of the same loop:
+with gpunn's. Run it under py-spy for a sampled view of the same loop:
 
     py-spy record --native -r 1000 -f raw -o w2.raw -- python bench/profile_ops.py W2 adam
 """

@@ -183,6 +183,19 @@ def test_fused_update_matches_reference(backend, dtype, rule, hyper, n):
     assert backend.read_scalar(acc) == pytest.approx(ref_acc, rel=RTOL[dtype] * 50)
 
 
+@pytest.mark.parametrize("rule", ["sgd", "adam"])
+def test_fused_update_without_penalty_leaves_acc_alone(backend, rule):
+    """L2 decay in the step but penalty_scale 0 (a step whose loss is not wanted, as in
+    the gradient checks): the loss accumulator is left as it was."""
+    n = 1025
+    state = tuple(backend.zeros(n, np.float32) for _ in range(2 if rule == "adam" else 1))
+    acc = backend.asarray(np.array([2.5]))
+    p = backend.asarray(_rng_data(n, np.float32, 30))
+    h = UpdateHyper(lr=0.05, grad_scale=7.0, n_weights=n - 3, l2=0.3, momentum=0.9)
+    backend.fused_update(rule, p, backend.asarray(_rng_data(n, np.float32, 31)), state, h, acc)
+    assert backend.read_scalar(acc) == 2.5
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_finish_grad_applies_l2_to_weights_only(backend, dtype):
     p, g = _rng_data(10, dtype, 20), _rng_data(10, dtype, 21)
