@@ -80,13 +80,28 @@ static void step_all(const T* p, long long n, long long n_weights, T l2, double*
     for (long long i = n_weights; i < n; ++i) update(i, T(0));
 }
 
+// Calls rule(scale) with scale(x) = x / grad_scale. A power of two (the usual batch
+// sizes: 32, 128, 256, ...) multiplies by its reciprocal instead: both round the same
+// exact quotient, and a vector divide costs as much as several multiplies, where Adam
+// already pays one divide and one square root per parameter.
+template <typename T, typename Rule>
+static void with_grad_scale(T grad_scale, Rule rule) {
+    int exponent;
+    if (std::frexp(grad_scale, &exponent) == T(0.5))
+        rule([inverse = T(1) / grad_scale](T x) { return x * inverse; });
+    else
+        rule([grad_scale](T x) { return x / grad_scale; });
+}
+
 template <typename T>
 static void fused_sgd(T* p, const T* grads, T* velocity, long long n, long long n_weights,
                       T lr, T momentum, T l2, T grad_scale, int nesterov, double* acc,
                       double penalty_scale) {
-    step_all(p, n, n_weights, l2, acc, penalty_scale, [=](long long i, T decay) {
-        sgd_rule(p[i], velocity[i], effective_grad(grads[i], p[i], decay, grad_scale), lr,
-                 momentum, nesterov);
+    with_grad_scale(grad_scale, [=](auto scale) {
+        step_all(p, n, n_weights, l2, acc, penalty_scale, [=](long long i, T decay) {
+            sgd_rule(p[i], velocity[i], scale(penalized(grads[i], p[i], decay)), lr, momentum,
+                     nesterov);
+        });
     });
 }
 
@@ -94,9 +109,11 @@ template <typename T>
 static void fused_adam(T* p, const T* grads, T* m, T* v, long long n, long long n_weights,
                        T lr, T beta_1, T one_minus_beta_1, T beta_2, T one_minus_beta_2,
                        T epsilon, T l2, T grad_scale, double* acc, double penalty_scale) {
-    step_all(p, n, n_weights, l2, acc, penalty_scale, [=](long long i, T decay) {
-        adam_rule(p[i], m[i], v[i], effective_grad(grads[i], p[i], decay, grad_scale), lr,
-                  beta_1, one_minus_beta_1, beta_2, one_minus_beta_2, epsilon);
+    with_grad_scale(grad_scale, [=](auto scale) {
+        step_all(p, n, n_weights, l2, acc, penalty_scale, [=](long long i, T decay) {
+            adam_rule(p[i], m[i], v[i], scale(penalized(grads[i], p[i], decay)), lr, beta_1,
+                      one_minus_beta_1, beta_2, one_minus_beta_2, epsilon);
+        });
     });
 }
 

@@ -9,11 +9,17 @@
 #define GPUNN_HD __device__ __forceinline__
 #endif
 
-// g = (raw + l2 * p) / grad_scale; callers pass l2 = 0 for biases (scikit-learn's).
+// raw + l2 * p, the gradient sum with its L2 term; callers pass l2 = 0 for biases
+// (scikit-learn's), and divide by grad_scale.
+template <typename T>
+GPUNN_HD T penalized(T raw, T p, T l2) {
+    return l2 != T(0) ? raw + l2 * p : raw;
+}
+
+// g = (raw + l2 * p) / grad_scale
 template <typename T>
 GPUNN_HD T effective_grad(T raw, T p, T l2, T grad_scale) {
-    if (l2 != T(0)) raw = raw + l2 * p;
-    return raw / grad_scale;
+    return penalized(raw, p, l2) / grad_scale;
 }
 
 // v = momentum v - lr g; p += nesterov ? momentum v - lr g : v

@@ -43,8 +43,9 @@ def _run_steps(backend, rule, dtype, hyper, n, steps=3, acc=None):
 @pytest.mark.parametrize("l2", [0.0, 1e-3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 7, 100_003])
-def test_compiled_step_is_bitwise_equal_to_numpy(rule, extra, l2, dtype, n):
-    hyper = UpdateHyper(lr=1e-2, grad_scale=32.0, n_weights=n // 2 + 1, l2=l2,
+@pytest.mark.parametrize("grad_scale", [32.0, 0.125, 96.0, 7.5])  # powers of two multiply
+def test_compiled_step_is_bitwise_equal_to_numpy(rule, extra, l2, dtype, n, grad_scale):
+    hyper = UpdateHyper(lr=1e-2, grad_scale=grad_scale, n_weights=n // 2 + 1, l2=l2,
                         penalty_scale=0.5 * l2, **extra)
     acc_ref, acc = np.zeros(1), np.zeros(1)
     p_ref, state_ref = _run_steps(NumpyBackend(compiled=False), rule, dtype, hyper, n, acc=acc_ref)
