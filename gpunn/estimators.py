@@ -358,27 +358,31 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
+            positions = _class_positions(y, self._label_binarizer)
         else:
-            classes = unique_labels(y)
+            positions = _class_positions(y, self._label_binarizer)
             if self.warm_start:
+                classes = unique_labels(y)
                 if set(classes) != set(self.classes_):
                     raise ValueError(
                         "warm_start can only be used where `y` has the same classes as in "
                         f"the previous call to fit. Previously got {self.classes_}, "
                         f"`y` has {classes}"
                     )
-            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+            elif (positions < 0).any() if positions is not None else len(
+                    np.setdiff1d(unique_labels(y), self.classes_, assume_unique=True)):
                 raise ValueError(
                     f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                    f"{self.classes_}. 'y' has {classes}."
+                    f"{self.classes_}. 'y' has {unique_labels(y)}."
                 )
         if len(self.classes_) < 2:
             raise ValueError(
                 f"The training data has only one class ({self.classes_[0]!r}); a classifier "
                 "needs at least 2. Pass all classes to partial_fit(classes=...)."
             )
-        Y = self._label_binarizer.transform(y).astype(X.dtype)
-        return X, Y
+        if positions is None:
+            return X, self._label_binarizer.transform(y).astype(X.dtype)
+        return X, _one_hot(positions, len(self.classes_), X.dtype)
 
     def _decode_targets(self, Y: np.ndarray):
         return self._label_binarizer.inverse_transform(Y)
@@ -525,6 +529,31 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """One epoch over (X, y)."""
         self._validate_params()
         return self._fit(X, y, sample_weight, incremental=True)
+
+
+def _class_positions(y, label_binarizer: LabelBinarizer) -> np.ndarray | None:
+    """Each label's index in ``label_binarizer.classes_`` (-1 for a label not there), for
+    1-D integer labels of a single-label problem; None for any other labels, which
+    ``LabelBinarizer`` encodes. A sorted search: 60,000 labels in a fraction of the time
+    ``unique_labels`` and ``transform`` take, which ``partial_fit`` pays every call."""
+    classes = label_binarizer.classes_
+    if (label_binarizer.y_type_ not in ("binary", "multiclass") or y.ndim != 1
+            or np.result_type(y, classes).kind not in "iu"):
+        return None
+    positions = np.searchsorted(classes, y)
+    positions[positions == len(classes)] = 0
+    positions[classes[positions] != y] = -1
+    return positions
+
+
+def _one_hot(positions: np.ndarray, n_classes: int, dtype) -> np.ndarray:
+    """``LabelBinarizer.transform``'s encoding from class positions: one column per class,
+    or a single 0/1 column for two classes."""
+    if n_classes == 2:
+        return (positions == 1).astype(dtype)[:, None]
+    encoded = np.zeros((len(positions), n_classes), dtype)
+    encoded[np.arange(len(positions)), positions] = 1
+    return encoded
 
 
 def _host(x, backend: Backend):

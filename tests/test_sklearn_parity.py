@@ -13,8 +13,10 @@ import sklearn
 from sklearn import neural_network as sk
 from sklearn.datasets import make_classification, make_multilabel_classification, make_regression
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import LabelBinarizer
 
 import gpunn
+from gpunn.estimators import _class_positions, _one_hot
 
 RTOL = 1e-10
 
@@ -137,6 +139,32 @@ def test_partial_fit_and_warm_start_equal_sklearn():
             theirs.fit(X, y)
             ours.fit(X, y)
     _assert_same_model(theirs, ours)
+
+
+@pytest.mark.parametrize("classes, y", [
+    (np.arange(10), np.arange(50) % 10),
+    ([0, 1], np.array([1, 0, 0, 1])),
+    ([-3, 7], np.array([7, -3, 7], np.int32)),
+    ([2, 5, 9], np.array([9, 2, 5, 5], np.uint8)),
+])
+def test_integer_labels_encode_as_label_binarizer(classes, y):
+    """partial_fit's direct path for integer labels gives LabelBinarizer's encoding."""
+    binarizer = LabelBinarizer().fit(classes)
+    positions = _class_positions(y, binarizer)
+    np.testing.assert_array_equal(_one_hot(positions, len(binarizer.classes_), np.float32),
+                                  binarizer.transform(y).astype(np.float32))
+    missing = np.append(y[:3], -100)  # a label of no class: position -1
+    np.testing.assert_array_equal(_class_positions(missing, binarizer) < 0, [0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("classes, y", [
+    (np.array(["a", "b"]), np.array(["b", "a"])),  # strings
+    (np.arange(3), np.arange(3, dtype=np.uint64)),  # int64 with uint64 compares as floats
+    (np.array([1.0, 2.0]), np.array([2.0, 1.0])),  # float labels
+    (np.eye(3, dtype=int), np.eye(3, dtype=int)),  # multilabel indicator
+])
+def test_other_labels_take_label_binarizers_path(classes, y):
+    assert _class_positions(y, LabelBinarizer().fit(classes)) is None
 
 
 def test_string_labels_and_float32_follow_sklearn():
