@@ -1,7 +1,8 @@
 // gpunn's CPU kernels: the optimizer step, bias + activation for the activations whose
 // arithmetic is exact (identity, ReLU), and the activation gradients (products and
 // differences only), each one pass over memory where NumPy needs two or more; and the
-// gather of a batch's rows. gpunn/cpu_kernels.py compiles this file at first use
+// gather of a batch's rows; and softmax's row maximum and row sum, which NumPy takes one
+// row per call. gpunn/cpu_kernels.py compiles this file at first use
 // for the machine's own CPU and calls it through ctypes. The maths is the CUDA kernels'
 // own (activation_rules.cuh, optim_rules.cuh); this file only loops, so that each loop
 // vectorises: over the weights with L2 and then the biases without; row by row.
@@ -26,6 +27,55 @@ static void bias_act(const T* z, const T* bias, T* out, long long n_rows, long l
 template <typename T, int ACT>
 static void act_grad(T* delta, const T* a, long long size) {
     for (long long i = 0; i < size; ++i) delta[i] = backprop(delta[i], a[i], ACT);
+}
+
+// out = z - max(z) row by row: softmax's shift, before NumPy's exp. A NaN in a row
+// becomes the row's maximum, as with np.maximum.
+template <typename T>
+static void sub_row_max(const T* z, T* out, long long n_rows, long long n_cols) {
+    for (long long r = 0; r < n_rows; ++r) {
+        const T* row = z + r * n_cols;
+        T peak = row[0];
+        for (long long c = 1; c < n_cols; ++c)
+            if (row[c] > peak || row[c] != row[c]) peak = row[c];
+        for (long long c = 0; c < n_cols; ++c) out[r * n_cols + c] = row[c] - peak;
+    }
+}
+
+// The sum of n contiguous values in NumPy's order (its pairwise summation: eight running
+// sums over blocks of up to 128 values, and halves of longer runs), so that a row sum
+// here equals np.add.reduce's bitwise. gpunn/cpu_kernels.py checks that it does.
+template <typename T>
+static T pairwise_sum(const T* a, long long n) {
+    if (n < 8) {
+        T sum = T(0);
+        for (long long i = 0; i < n; ++i) sum += a[i];
+        return sum;
+    }
+    if (n <= 128) {
+        T r[8];
+        for (int j = 0; j < 8; ++j) r[j] = a[j];
+        long long i = 8;
+        for (; i < n - n % 8; i += 8)
+            for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+        T sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; ++i) sum += a[i];
+        return sum;
+    }
+    long long half = n / 2;
+    half -= half % 8;
+    return pairwise_sum(a, half) + pairwise_sum(a + half, n - half);
+}
+
+// x /= sum(x) row by row (softmax's normalisation, after NumPy's exp); a reduction starts
+// from its identity, 0, as NumPy's does.
+template <typename T>
+static void div_row_sum(T* x, long long n_rows, long long n_cols) {
+    for (long long r = 0; r < n_rows; ++r) {
+        T* row = x + r * n_cols;
+        const T sum = T(0) + pairwise_sum(row, n_cols);
+        for (long long c = 0; c < n_cols; ++c) row[c] /= sum;
+    }
 }
 
 // out[i, :] = x[idx[i], :] for a row-major x of n_rows rows (a negative index counts from
@@ -135,6 +185,12 @@ static void fused_adam(T* p, const T* grads, T* m, T* v, long long n, long long 
     long long gpunn_take_rows_##dtype(const T* x, long long n_rows, long long n_cols,       \
                                       const long long* idx, long long n_idx, T* out) {   \
         return take_rows(x, n_rows, n_cols, idx, n_idx, out);                             \
+    }                                                                                     \
+    void gpunn_sub_row_max_##dtype(const T* z, T* out, long long rows, long long cols) {   \
+        sub_row_max(z, out, rows, cols);                                                  \
+    }                                                                                     \
+    void gpunn_div_row_sum_##dtype(T* x, long long rows, long long cols) {                \
+        div_row_sum(x, rows, cols);                                                       \
     }                                                                                     \
     GPUNN_ACT_GRAD(T, dtype, relu, ACT_RELU)                                              \
     GPUNN_ACT_GRAD(T, dtype, logistic, ACT_LOGISTIC)                                      \

@@ -1,7 +1,9 @@
 """NumpyBackend specifics: the compiled CPU kernels change no number, and fall back."""
 
+import re
 import shutil
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -177,6 +179,46 @@ def test_compiled_bias_act_and_grad_are_bitwise_equal_to_numpy(dtype, rows, acti
     assert compiled.bias_act(z, bias, activation, np.empty_like(z)) == (
         large and activation in ("relu", "identity"))
     assert compiled.act_grad(delta.copy(), z, activation) == (large and activation != "identity")
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 2), (256, 10), (33, 37), (5, 129), (3, 300)])
+def test_compiled_softmax_is_bitwise_equal_to_numpy(dtype, shape):
+    """The compiled row maximum and row sum around NumPy's exp change no bit, NaN and inf
+    included (the sums have mixed scales, where another summation order would round
+    differently)."""
+    rng = np.random.RandomState(0)
+    z = (rng.normal(size=shape) * np.exp2(rng.randint(-8, 8, size=shape))).astype(dtype)
+    if shape[0] > 3:
+        z[1, 0], z[2, -1], z[3, 0] = np.nan, np.inf, -np.inf
+    compiled, reference = NumpyBackend(), NumpyBackend(compiled=False)
+    got = compiled.softmax(z, out=np.empty_like(z))
+    with np.errstate(invalid="ignore"):  # inf - inf in NumPy's shift
+        np.testing.assert_array_equal(got, reference.softmax(z, out=np.empty_like(z)))
+    in_place = z.copy()
+    np.testing.assert_array_equal(compiled.softmax(in_place, out=in_place), got)
+    assert cpu_kernels.load()[0].softmax(z, np.empty_like(z))  # the compiled path ran
+
+
+class _NumpyReversingSums:
+    """NumPy, except that ``add.reduce`` sums each row from its end."""
+
+    add = SimpleNamespace(reduce=lambda x, **kw: np.add.reduce(x[..., ::-1], **kw))
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+@needs_compiler
+def test_compiled_softmax_stays_off_where_numpy_sums_in_another_order(monkeypatch):
+    """NumPy's summation order is checked when the kernels load: a mismatch leaves the
+    softmax to NumPy rather than change a result."""
+    library = re.search(r"\((.+)\)$", cpu_kernels.load()[1]).group(1)
+    z = np.ones((4, 10), np.float32)
+    assert cpu_kernels.CpuKernels(library).softmax(z, np.empty_like(z))
+    monkeypatch.setattr(cpu_kernels, "np", _NumpyReversingSums())
+    assert not cpu_kernels.CpuKernels(library).softmax(z, np.empty_like(z))
 
 
 @needs_compiler

@@ -8,8 +8,8 @@ than ``np.sum``): for small networks the per-call overhead is the cost.
 
 Where NumPy cannot fuse, the same operations compiled for this CPU take over
 (``gpunn.cpu_kernels``): the optimizer step (one pass instead of ~14), bias + ReLU and
-the activation gradients (one pass instead of two or three), and the gather of a batch's
-rows. They agree with the NumPy code below bitwise; where nothing can be compiled, that
+the activation gradients (one pass instead of two or three), the gather of a batch's
+rows, and softmax's row maximum and row sum (NumPy reduces one row per call). They agree with the NumPy code below bitwise; where nothing can be compiled, that
 code runs.
 """
 
@@ -120,6 +120,9 @@ class NumpyBackend(Backend):
         return _logistic(z, out)
 
     def softmax(self, z, out):
+        kernels = self._kernels()
+        if kernels is not None and kernels.softmax(z, out):
+            return out
         row = self._scratch("row", (z.shape[0], 1), z.dtype)
         np.maximum.reduce(z, axis=1, keepdims=True, out=row)
         np.subtract(z, row, out=out)
