@@ -293,12 +293,14 @@ def test_models_trained_in_threads_side_by_side_equal_sequential_ones():
 
 @needs_compiler
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_row_gather_equals_numpy_take(dtype):
-    x = np.random.RandomState(0).normal(size=(500, 100)).astype(dtype)
-    idx = np.random.RandomState(1).randint(-500, 500, size=ELEMENTWISE_MIN_SIZE // 100 + 9)
+@pytest.mark.parametrize("n_cols", [100, 3, 16])  # rows in and out of whole 64-byte lines
+def test_compiled_row_gather_equals_numpy_take(dtype, n_cols):
+    x = np.random.RandomState(0).normal(size=(500, n_cols)).astype(dtype)
+    n_idx = 8 * (ELEMENTWISE_MIN_SIZE // n_cols // 8 + 1) + 5  # groups of eight, a tail of 5
+    idx = np.random.RandomState(1).randint(-500, 500, size=n_idx)
     idx[:3] = [499, -500, 0]  # both ends, from the end too, and repeats below
     idx[-2:] = idx[5]
-    out = np.full((len(idx) + 5, 100), np.nan, dtype)
+    out = np.full((len(idx) + 5, n_cols), np.nan, dtype)
     got = NumpyBackend().take_rows(x, idx, out)
     assert got.base is out and np.isnan(out[len(idx):]).all()  # leading rows only
     np.testing.assert_array_equal(got, np.take(x, idx, axis=0))
