@@ -45,7 +45,7 @@ _SCALARS = {"sgd": 4, "adam": 8}  # the element-type scalars after (n, n_weights
 #: elementwise op -> (array arguments, size arguments)
 _ELEMENTWISE = {"bias_relu": (3, 2), "bias_identity": (3, 2), "sub_row_max": (2, 2),
                 "div_row_sum": (1, 2),
-                **{f"{act}_grad": (2, 1) for act in ("relu", "logistic", "tanh")}}
+                **{f"{act}_grad": (3, 2) for act in ("relu", "logistic", "tanh")}}
 #: a cached build not used for this long is deleted when another one is made
 STALE_DAYS = 30
 #: elementwise ops on fewer elements stay in NumPy: fetching pointers costs ~1 us each
@@ -133,13 +133,17 @@ class CpuKernels:
         fn(z.ctypes.data, bias.ctypes.data, out.ctypes.data, z.shape[0], z.shape[1])
         return True
 
-    def act_grad(self, delta: np.ndarray, a: np.ndarray, activation: str) -> bool:
-        """``delta *= f'`` from the output ``a`` for ReLU, logistic and tanh; False (nothing
+    def act_grad(self, delta: np.ndarray, a: np.ndarray, activation: str,
+                 col_sums: np.ndarray | None = None) -> bool:
+        """``delta *= f'`` from the output ``a`` for ReLU, logistic and tanh, and with
+        ``col_sums`` the column sums of the result there, in one pass; False (nothing
         done) otherwise."""
         fn = self._functions.get((f"{activation}_grad", delta.dtype))
-        if fn is None or not _elementwise_ok(delta, like_x=(a,)):
+        rows = () if col_sums is None else (col_sums,)
+        if fn is None or not _elementwise_ok(delta, like_x=(a,), like_row=rows):
             return False
-        fn(delta.ctypes.data, a.ctypes.data, delta.size)
+        fn(delta.ctypes.data, a.ctypes.data, None if col_sums is None else col_sums.ctypes.data,
+           *delta.shape)
         return True
 
     def softmax(self, z: np.ndarray, out: np.ndarray) -> bool:

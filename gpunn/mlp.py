@@ -136,13 +136,14 @@ class MLP:
         acts, deltas = workspace.rows(x.shape[0])
         logits = self.forward(x, acts)
         be.loss_grad(self.output, logits, y, deltas[-1], acc, scale, sample_weight)
+        be.col_sum(deltas[-1], out=self.intercept_grads[-1])
         for i in range(len(self.coefs) - 1, -1, -1):
             a_in = x if i == 0 else acts[i - 1]
             be.matmul(a_in, deltas[i], out=self.coef_grads[i], transpose_a=True)
-            be.col_sum(deltas[i], out=self.intercept_grads[i])
-            if i > 0:
+            if i > 0:  # the hidden layer's delta, and its bias gradient in the same pass
                 be.matmul(deltas[i], self.coefs[i], out=deltas[i - 1], transpose_b=True)
-                be.act_grad(deltas[i - 1], acts[i - 1], self.activation)
+                be.act_grad(deltas[i - 1], acts[i - 1], self.activation,
+                            col_sums=self.intercept_grads[i - 1])
 
     def predict_output(self, x: Any) -> Any:
         """Output-layer activations (probabilities or predictions) for the rows of ``x``."""

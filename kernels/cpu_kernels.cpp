@@ -23,10 +23,22 @@ static void bias_act(const T* z, const T* bias, T* out, long long n_rows, long l
             out[r * n_cols + c] = activate(z[r * n_cols + c] + bias[c], ACT);
 }
 
-// delta *= f'(z), from the layer's output a.
+// delta *= f'(z), from the layer's output a. With sums, the same pass also writes the
+// column sums of the new delta there (the layer's bias gradient), added row by row from
+// 0, as np.add.reduce(delta, axis=0) adds them.
 template <typename T, int ACT>
-static void act_grad(T* delta, const T* a, long long size) {
-    for (long long i = 0; i < size; ++i) delta[i] = backprop(delta[i], a[i], ACT);
+static void act_grad(T* delta, const T* a, T* sums, long long n_rows, long long n_cols) {
+    if (sums == nullptr) {
+        for (long long i = 0; i < n_rows * n_cols; ++i) delta[i] = backprop(delta[i], a[i], ACT);
+        return;
+    }
+    for (long long c = 0; c < n_cols; ++c) sums[c] = T(0);
+    for (long long r = 0; r < n_rows; ++r)
+        for (long long c = 0; c < n_cols; ++c) {
+            const long long i = r * n_cols + c;
+            delta[i] = backprop(delta[i], a[i], ACT);
+            sums[c] += delta[i];
+        }
 }
 
 // out = z - max(z) row by row: softmax's shift, before NumPy's exp. A NaN in a row
@@ -177,8 +189,9 @@ static void fused_adam(T* p, const T* grads, T* m, T* v, long long n, long long 
 // The entry points gpunn/cpu_kernels.py binds, gpunn_<op>_<dtype>: plain C functions,
 // since ctypes cannot call templates; one set per element type.
 #define GPUNN_ACT_GRAD(T, dtype, name, ACT)                                                 \
-    void gpunn_##name##_grad_##dtype(T* delta, const T* a, long long size) {              \
-        act_grad<T, ACT>(delta, a, size);                                                 \
+    void gpunn_##name##_grad_##dtype(T* delta, const T* a, T* sums, long long rows,        \
+                                     long long cols) {                                   \
+        act_grad<T, ACT>(delta, a, sums, rows, cols);                                     \
     }
 #define GPUNN_ENTRY_POINTS(T, dtype)                                                         \
     void gpunn_bias_relu_##dtype(const T* z, const T* b, T* out, long long rows,          \

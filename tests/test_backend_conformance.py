@@ -58,14 +58,20 @@ def test_bias_act(backend, dtype, activation, f, shape):
     ("identity", lambda a: np.ones_like(a)), ("logistic", lambda a: a * (1 - a)),
     ("tanh", lambda a: 1 - a**2), ("relu", lambda a: (a > 0).astype(a.dtype)),
 ])
-def test_act_grad_from_output(backend, dtype, activation, fprime):
-    a = np.abs(_rng_data((9, 33), dtype, 5)) * (_rng_data((9, 33), dtype, 6) > 0)
+@pytest.mark.parametrize("shape", [(9, 33), (300, 64)])  # the larger one compiled on a CPU
+def test_act_grad_from_output(backend, dtype, activation, fprime, shape):
+    a = np.abs(_rng_data(shape, dtype, 5)) * (_rng_data(shape, dtype, 6) > 0)
     if activation in ("logistic",):
-        a = expit(_rng_data((9, 33), dtype, 5))
-    delta = _rng_data((9, 33), dtype, 7)
+        a = expit(_rng_data(shape, dtype, 5))
+    delta = _rng_data(shape, dtype, 7)
+    expected = delta * fprime(a.astype(np.float64))
     d = backend.asarray(delta.copy())
     backend.act_grad(d, backend.asarray(a), activation)
-    _close(backend, d, delta * fprime(a.astype(np.float64)), dtype, 5)
+    _close(backend, d, expected, dtype, 5)
+    d, sums = backend.asarray(delta.copy()), backend.empty(shape[1], dtype)
+    backend.act_grad(d, backend.asarray(a), activation, col_sums=sums)  # + the bias gradient
+    _close(backend, d, expected, dtype, 5)
+    _close(backend, sums, expected.sum(axis=0), dtype, 50)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -170,15 +170,21 @@ def test_compiled_bias_act_and_grad_are_bitwise_equal_to_numpy(dtype, rows, acti
         in_place = z.copy()
         backend.bias_act(in_place, bias, activation, out=in_place)  # out aliases z
         grad = backend.act_grad(delta.copy(), a, activation)
-        results.append((a, in_place, grad))
+        sums = np.empty(64, dtype)  # the bias gradient in the same pass, as col_sum gives it
+        grad_with_sums = backend.act_grad(delta.copy(), a, activation, col_sums=sums)
+        col_sums = backend.col_sum(grad, np.empty(64, dtype))
+        results.append((a, in_place, grad, grad_with_sums, sums, col_sums))
     for got, want in zip(*results):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(results[0][0], results[0][1])
+    np.testing.assert_array_equal(results[0][4], results[0][5])  # fused sums == col_sum's
     compiled = cpu_kernels.load()[0]
     large = z.size >= ELEMENTWISE_MIN_SIZE
     assert compiled.bias_act(z, bias, activation, np.empty_like(z)) == (
         large and activation in ("relu", "identity"))
     assert compiled.act_grad(delta.copy(), z, activation) == (large and activation != "identity")
+    assert compiled.act_grad(delta.copy(), z, activation, np.empty(64, dtype)) == (
+        large and activation != "identity")
 
 
 @needs_compiler
@@ -231,6 +237,7 @@ def test_compiled_elementwise_refuses_what_it_cannot_take():
                                  np.empty((512, 32), np.float32))  # a strided view
     assert not compiled.act_grad(z, np.ones((512, 32), np.float32), "relu")  # shapes differ
     assert not compiled.act_grad(z, np.ones(64, np.float32), "relu")  # a row is no output
+    assert not compiled.act_grad(z, z.copy(), "relu", np.ones(63, np.float32))  # sums' length
     assert not compiled.bias_act(z, np.ones(64, np.float32), "relu", np.ones(64, np.float32))
     assert compiled.bias_act(z[:300], np.ones(64, np.float32), "relu", z[:300])  # leading rows
 

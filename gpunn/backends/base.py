@@ -126,11 +126,13 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def act_grad(self, delta: Any, a: Any, activation: str) -> Any:
+    def act_grad(self, delta: Any, a: Any, activation: str, col_sums: Any = None) -> Any:
         """In place ``delta *= f'(z)``, with ``f'`` written in terms of the output ``a = f(z)``.
 
         identity: 1; logistic: ``a (1 - a)``; tanh: ``1 - a**2``; relu: ``a > 0``.
-        Working from the output means the forward pass keeps no pre-activations.
+        Working from the output means the forward pass keeps no pre-activations. With
+        ``col_sums``, also writes ``col_sum`` of the new delta there (the layer's bias
+        gradient), in the same pass where the backend can.
         """
 
     @abstractmethod

@@ -83,12 +83,14 @@ class CupyBackend(Backend):
         )
         return out
 
-    def act_grad(self, delta, a, activation):
+    def act_grad(self, delta, a, activation, col_sums=None):
         if activation != "identity":
             self._kernel("act_grad", delta.dtype)(
                 _elementwise_grid(delta.size), (THREADS,),
                 (delta, a, np.int64(delta.size), np.int32(ACT_CODES[activation])),
             )
+        if col_sums is not None:
+            self.col_sum(delta, out=col_sums)
         return delta
 
     def sigmoid(self, z, out):

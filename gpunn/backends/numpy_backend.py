@@ -95,13 +95,19 @@ class NumpyBackend(Backend):
         np.add(z, bias, out=out)
         return _apply_activation(activation, out)
 
-    def act_grad(self, delta, a, activation):
+    def act_grad(self, delta, a, activation, col_sums=None):
         if delta.size >= cpu_kernels.ELEMENTWISE_MIN_SIZE:
             kernels = self._kernels()
-            if kernels is not None and kernels.act_grad(delta, a, activation):
+            if kernels is not None and kernels.act_grad(delta, a, activation, col_sums):
                 return delta
+        self._act_grad(delta, a, activation)
+        if col_sums is not None:
+            self.col_sum(delta, out=col_sums)
+        return delta
+
+    def _act_grad(self, delta, a, activation) -> None:
         if activation == "identity":
-            return delta
+            return
         tmp = self._scratch("act_grad", a.shape, a.dtype)
         if activation == "logistic":  # delta *= a; delta *= 1 - a
             delta *= a
@@ -114,7 +120,6 @@ class NumpyBackend(Backend):
         else:
             raise ValueError(f"no derivative for activation {activation!r}")
         delta *= tmp
-        return delta
 
     def sigmoid(self, z, out):
         return _logistic(z, out)
