@@ -20,6 +20,7 @@ Without a compiler gpunn runs the same operations in NumPy, only slower; setting
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -28,8 +29,8 @@ import subprocess
 import tempfile
 import time
 import weakref
-from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -48,6 +49,8 @@ _ELEMENTWISE = {"bias_relu": (3, 2), "bias_identity": (3, 2), "sub_row_max": (2,
                 **{f"{act}_grad": (3, 2) for act in ("relu", "logistic", "tanh")}}
 #: a cached build not used for this long is deleted when another one is made
 STALE_DAYS = 30
+#: how many (op, arrays) pointer lists CpuKernels keeps before starting afresh
+_CACHE_ENTRIES = 64
 #: elementwise ops on fewer elements stay in NumPy: fetching pointers costs ~1 us each
 ELEMENTWISE_MIN_SIZE = 1 << 14
 
@@ -77,12 +80,8 @@ class CpuKernels:
             fn.argtypes = [ctypes.c_void_p, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_void_p,
                            ctypes.c_longlong, ctypes.c_void_p]
             self._functions["take_rows", dtype] = fn
-        # (ids, pointers, weak references) of the last buffers seen: training passes the
-        # same buffers every step, and asking NumPy for pointers costs more than the step
-        # of a small network. The weak references clear the cache as soon as one of those
-        # buffers is freed, so an id is never reused while cached. One tuple, read and
-        # replaced whole, so that threads training side by side never mix two entries.
-        self._cache: tuple | None = None
+        # (op, ids of its arrays) -> (pointers or None, weak references): see _pointers
+        self._cache: dict[tuple, tuple] = {}
         if not self._row_sums_match_numpy():
             for dtype in _C_FLOAT:
                 del self._functions["div_row_sum", dtype]
@@ -101,36 +100,56 @@ class CpuKernels:
                     return False
         return True
 
-    def _forget(self, _dead: weakref.ref) -> None:
-        self._cache = None
+    def _pointers(self, op: str, arrays: tuple, usable: Callable[[], bool]) -> list | None:
+        """Data pointers of ``arrays`` (None for None) if ``usable()``, else None.
+
+        Training hands the kernels the same buffers every step, and asking NumPy for one
+        pointer costs ~1 us and checking the arrays ~2 us: more than a small network's
+        kernels. So both answers are kept, per op and arrays (by id and shape: a resize
+        in place moves the data), for as long as every one of those arrays lives: a weak
+        reference drops the entry when one is freed, so that an id reused by a new array
+        is never taken for the old one.
+        """
+        key = (op, *[(id(a), getattr(a, "shape", None)) for a in arrays])
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached[0]
+        pointers = [None if a is None else a.ctypes.data for a in arrays] if usable() else None
+        try:
+            forget = functools.partial(self._forget, key)
+            refs = [weakref.ref(a, forget) for a in arrays if a is not None]
+        except TypeError:  # not an array: nothing to keep
+            return pointers
+        if len(self._cache) >= _CACHE_ENTRIES:  # entries of arrays no longer passed
+            self._cache.clear()
+        self._cache[key] = (pointers, refs)
+        return pointers
+
+    def _forget(self, key: tuple, _dead: weakref.ref) -> None:
+        self._cache.pop(key, None)
 
     def pointers(self, buffers: tuple, acc: np.ndarray | None = None) -> list | None:
         """Data pointers of ``buffers`` and then of ``acc`` (None for no acc), or None
         unless the buffers are contiguous arrays of one float dtype and one size and
         ``acc`` a float64 array (otherwise the NumPy code must do the step)."""
-        ids = (*map(id, buffers), id(acc))
-        cache = self._cache
-        if cache is not None and cache[0] == ids:
-            return cache[1]
-        dtype, size = buffers[0].dtype, buffers[0].size
-        if dtype not in _C_FLOAT or not all(
+        def usable() -> bool:
+            dtype, size = buffers[0].dtype, buffers[0].size
+            return dtype in _C_FLOAT and all(
                 isinstance(b, np.ndarray) and b.dtype == dtype and b.size == size
-                and b.flags.c_contiguous for b in buffers):
-            return None
-        if acc is not None and not (isinstance(acc, np.ndarray) and acc.dtype == np.float64
-                                    and acc.size):
-            return None
-        pointers = [b.ctypes.data for b in buffers] + [None if acc is None else acc.ctypes.data]
-        tracked = buffers if acc is None else (*buffers, acc)
-        self._cache = (ids, pointers, [weakref.ref(b, self._forget) for b in tracked])
-        return pointers
+                and b.flags.c_contiguous for b in buffers) and (
+                acc is None or isinstance(acc, np.ndarray) and acc.dtype == np.float64
+                and acc.size > 0)
+
+        return self._pointers("step", (*buffers, acc), usable)
 
     def bias_act(self, z: np.ndarray, bias: np.ndarray, activation: str, out: np.ndarray) -> bool:
         """``out = f(z + bias)`` for identity and ReLU; False (nothing done) otherwise."""
         fn = self._functions.get((f"bias_{activation}", z.dtype))
-        if fn is None or not _elementwise_ok(z, like_x=(out,), like_row=(bias,)):
+        pointers = fn and self._pointers("bias_act", (z, bias, out), lambda: _elementwise_ok(
+            z, like_x=(out,), like_row=(bias,)))
+        if not pointers:
             return False
-        fn(z.ctypes.data, bias.ctypes.data, out.ctypes.data, z.shape[0], z.shape[1])
+        fn(*pointers, *z.shape)
         return True
 
     def act_grad(self, delta: np.ndarray, a: np.ndarray, activation: str,
@@ -140,10 +159,11 @@ class CpuKernels:
         done) otherwise."""
         fn = self._functions.get((f"{activation}_grad", delta.dtype))
         rows = () if col_sums is None else (col_sums,)
-        if fn is None or not _elementwise_ok(delta, like_x=(a,), like_row=rows):
+        pointers = fn and self._pointers("act_grad", (delta, a, col_sums), lambda: _elementwise_ok(
+            delta, like_x=(a,), like_row=rows))
+        if not pointers:
             return False
-        fn(delta.ctypes.data, a.ctypes.data, None if col_sums is None else col_sums.ctypes.data,
-           *delta.shape)
+        fn(*pointers, *delta.shape)
         return True
 
     def softmax(self, z: np.ndarray, out: np.ndarray) -> bool:
@@ -152,11 +172,13 @@ class CpuKernels:
         in ~12 us per batch, one call per row); False (nothing done) otherwise."""
         shift = self._functions.get(("sub_row_max", z.dtype))
         scale = self._functions.get(("div_row_sum", z.dtype))
-        if shift is None or scale is None or not _elementwise_ok(z, like_x=(out,), min_size=1):
+        pointers = shift and scale and self._pointers("softmax", (z, out), lambda: _elementwise_ok(
+            z, like_x=(out,), min_size=1))
+        if not pointers:
             return False
-        shift(z.ctypes.data, out.ctypes.data, *z.shape)
+        shift(*pointers, *z.shape)
         np.exp(out, out=out)
-        scale(out.ctypes.data, *out.shape)
+        scale(pointers[1], *out.shape)
         return True
 
     def take_rows(self, x: np.ndarray, idx: np.ndarray, out: np.ndarray) -> bool:
@@ -265,7 +287,7 @@ def _prune(keep: Path) -> None:
             pass
 
 
-@lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
 def load() -> tuple[CpuKernels | None, str]:
     """The compiled kernels (``None`` when NumPy does their work) and a line saying why."""
     if os.environ.get("GPUNN_CPU_KERNELS", "1") == "0":

@@ -228,6 +228,28 @@ def test_compiled_softmax_stays_off_where_numpy_sums_in_another_order(monkeypatc
 
 
 @needs_compiler
+def test_kernels_keep_pointers_only_while_their_arrays_live_unchanged():
+    """Pointers are cached per op and arrays: an entry goes when one of its arrays is
+    freed, and an array resized in place (its data moved) is looked up afresh."""
+    library = re.search(r"\((.+)\)$", cpu_kernels.load()[1]).group(1)
+    kernels = cpu_kernels.CpuKernels(library)  # an empty cache
+    z, bias = np.full((512, 64), -1.0, np.float32), np.ones(64, np.float32)
+    out = np.empty_like(z)
+    assert kernels.bias_act(z, bias, "relu", out) and len(kernels._cache) == 1
+    np.testing.assert_array_equal(out, 0.0)
+    short = bias[:63]
+    assert not kernels.bias_act(z, short, "relu", out)  # refused, and the refusal kept
+    assert not kernels.bias_act(z, short, "relu", out) and len(kernels._cache) == 2
+    del out
+    assert len(kernels._cache) == 0
+    z.resize((1024, 64), refcheck=False)  # new data, the same array object
+    z[:] = 2.0
+    out = np.empty_like(z)
+    assert kernels.bias_act(z, bias, "relu", out)
+    np.testing.assert_array_equal(out, 3.0)
+
+
+@needs_compiler
 def test_compiled_elementwise_refuses_what_it_cannot_take():
     compiled = cpu_kernels.load()[0]
     z = np.ones((512, 64), np.float32)
