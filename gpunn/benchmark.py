@@ -170,54 +170,24 @@ def gemm_only_runner(w: Workload, X, xp=np) -> Callable[[], None]:
     return epoch
 
 
-def time_interleaved(epochs: dict[str, Callable[[], None]], n_samples: int, repeats: int,
-                     probe: Callable[[], float] | None = None) -> dict[str, list[float]]:
+def time_interleaved(epochs: dict[str, Callable[[], None]], n_samples: int,
+                     repeats: int) -> dict[str, list[float]]:
     """samples/s of ``repeats`` epochs of each implementation, after one warm-up each.
 
     The implementations take turns, one epoch each per round, so a slow spell of a shared
-    machine hits all of them alike and the ratios stay fair. With a ``probe`` (see
-    ``memory_probe``), its readings before each round and after the last are returned
-    under ``PROBE``.
+    machine hits all of them alike and the ratios stay fair.
     """
     rates: dict[str, list[float]] = {name: [] for name in epochs}
-    readings = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for epoch in epochs.values():
             epoch()
         for _ in range(repeats):
-            if probe is not None:
-                readings.append(probe())
             for name, epoch in epochs.items():
                 tic = time.perf_counter()
                 epoch()
                 rates[name].append(n_samples / (time.perf_counter() - tic))
-    if probe is not None:
-        rates[PROBE] = readings + [probe()]
     return rates
-
-
-#: time_interleaved's key for the memory probe's readings
-PROBE = "memory-probe"
-#: a block whose memory probe read below this share of the run's best was in a slow spell
-SPELL_SHARE = 0.75
-
-
-def memory_probe(n_bytes: int = 64 << 20) -> Callable[[], float]:
-    """A memory-bound reference: GB/s of one copy of ``n_bytes``. A machine shared with
-    others has spells, minutes long, in which such work slows several-fold while GEMMs
-    keep their pace; read once a round, it shows which blocks of the table a spell
-    touched."""
-    src = np.ones(n_bytes // 4, np.float32)
-    dst = np.empty_like(src)
-
-    def probe() -> float:
-        tic = time.perf_counter()
-        np.copyto(dst, src)
-        return 2 * n_bytes / (time.perf_counter() - tic) / 1e9
-
-    probe()  # first touch: page faults are not bandwidth
-    return probe
 
 
 def gemm_peak_gflops(xp=np, size: int = 2048, repeats: int = 5) -> float:
@@ -295,7 +265,6 @@ def run(args) -> dict:
 
         X_m, y_m = load_mnist(args.mnist)
         workloads.append(Workload("MNIST", 784, (256, 128), "relu", 10, len(X_m), 256))
-    probe = memory_probe()
     for w in workloads:
         if w.name == "MNIST":
             X, y = X_m, y_m
@@ -305,16 +274,13 @@ def run(args) -> dict:
             # the bound does not depend on the solver, but it takes turns with each
             # solver's runs, so that a slow spell of the machine cannot skew the ratios
             epochs = {name: factory(w, solver, X, y) for name, factory in impls.items()}
-            block = time_interleaved(epochs, len(X), args.repeats, probe)
-            readings = block.pop(PROBE)
-            for name, rates in block.items():
+            for name, rates in time_interleaved(epochs, len(X), args.repeats).items():
                 med = statistics.median(rates)
                 results["rows"].append({
                     "workload": w.name, "solver": solver,
                     "impl": name, "median": med, "min": min(rates), "max": max(rates),
                     "gflops": med * w.flops_per_sample / 1e9,
                     "pct_peak": 100 * med * w.flops_per_sample / 1e9 / peaks[bound_of(name)],
-                    "probe_gbps": readings,
                 })
                 print(f"  {w.name} {solver:4s} {name:14s} {med:12,.0f} samples/s", file=sys.stderr)
     return results
@@ -331,8 +297,6 @@ def format_table(results: dict) -> str:
         peak += (f" on the CPU, {results['gpu_gemm_peak_gflops']:.1f} GFLOP/s on the GPU "
                  "(GPU rows: %peak and bound of the GPU)")
     lines = [peak, head, "-" * len(head)]
-    probes = [gbps for r in rows for gbps in r.get("probe_gbps", ())]
-    best_probe = max(probes, default=0.0)
     for r in rows:
         ratios = " ".join(
             f"{r['median'] / rate[(r['workload'], r['solver'], p)]:14.2f}"
@@ -340,14 +304,8 @@ def format_table(results: dict) -> str:
         key = (r["workload"], r["solver"], bound_of(r["impl"]))
         to_bound = f"{r['median'] / rate[key]:11.2f}" if key in rate else ""
         span = f"{r['median']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f})"
-        spell = " *" if min(r.get("probe_gbps", [best_probe])) < SPELL_SHARE * best_probe else ""
         lines.append(f"{r['workload']:8s} {r['solver']:6s} {r['impl']:14s} {span:>30s} "
-                     f"{r['gflops']:8.1f} {r['pct_peak']:6.1f} {ratios} {to_bound}{spell}")
-    if probes:
-        lines.append(f"memory probe (a 64 MiB copy before every round): {min(probes):.1f}-"
-                     f"{best_probe:.1f} GB/s. * marks a block where it read below "
-                     f"{SPELL_SHARE:.0%} of its best:\na slow spell of the machine touched "
-                     "those epochs, so their ratios are the least reliable.")
+                     f"{r['gflops']:8.1f} {r['pct_peak']:6.1f} {ratios} {to_bound}")
     return "\n".join(lines)
 
 

@@ -82,23 +82,3 @@ def test_gemm_only_runner_and_peak_run_on_a_cupy_like_module(monkeypatch):
     assert waits == [1]  # once per epoch, after the last GEMM
     assert benchmark.gemm_peak_gflops(fakecupy, size=64, repeats=2) > 0
     assert len(waits) == 1 + 1 + 2  # the epoch, the warm-up multiply, two timed ones
-
-
-def test_memory_probe_is_read_before_every_round_and_after_the_last():
-    calls = []
-    epochs = {"gpunn": lambda: calls.append("gpunn")}
-    rates = benchmark.time_interleaved(epochs, n_samples=10, repeats=2,
-                                       probe=lambda: calls.append("probe") or 30.0)
-    assert calls == ["gpunn", "probe", "gpunn", "probe", "gpunn", "probe"]
-    assert rates[benchmark.PROBE] == [30.0] * 3 and len(rates["gpunn"]) == 2
-    assert benchmark.memory_probe(1 << 20)() > 0  # GB/s of a real copy
-
-
-def test_blocks_touched_by_a_slow_spell_are_marked():
-    row = dict(workload="W2", solver="adam", impl="gpunn-numpy", median=1.0, min=1.0, max=1.0,
-               gflops=1.0, pct_peak=1.0)
-    rows = [dict(row, probe_gbps=[30.0, 28.0]), dict(row, workload="W3", probe_gbps=[30.0, 12.0])]
-    table = benchmark.format_table({"gemm_peak_gflops": 1.0, "rows": rows})
-    ours = [line for line in table.splitlines() if "gpunn-numpy" in line]
-    assert not ours[0].endswith("*") and ours[1].endswith(" *")
-    assert "12.0-30.0 GB/s" in table
