@@ -5,8 +5,9 @@ ReLU two passes over a layer's activations and a logistic gradient three. These 
 do each in one. The C++ holds no maths of its own: it loops over the CUDA kernels' rules
 (``kernels/activation_rules.cuh``, ``kernels/optim_rules.cuh``), and only for operations
 whose arithmetic is exact (the optimizer rules, bias + identity or ReLU, the activation
-gradients, softmax around NumPy's own exp) and in NumPy's order of operations, so the
-results equal NumPy's bitwise; the one sum, the loss's L2 term, agrees to rounding. A batch's rows are gathered here too.
+gradients with their column sums; the float32 logistic and softmax around NumPy's own
+tanh and exp) and in NumPy's order of operations, so the results equal NumPy's bitwise;
+the one sum, the loss's L2 term, agrees to rounding. A batch's rows are gathered here too.
 It is built at first use with the system C++ compiler (``$CXX``, else ``c++`` or
 ``g++``) for this CPU (``-O3 -march=native``, with ``-ffp-contract=off`` so
 that no fused multiply-add changes a rounding), cached in ``$GPUNN_CACHE_DIR`` (default
@@ -44,8 +45,8 @@ _C_FLOAT = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c
 _POINTERS = {"sgd": 3, "adam": 4}  # params, grads and the rule's state buffers
 _SCALARS = {"sgd": 4, "adam": 8}  # the element-type scalars after (n, n_weights)
 #: elementwise op -> (array arguments, size arguments)
-_ELEMENTWISE = {"bias_relu": (3, 2), "bias_identity": (3, 2), "sub_row_max": (2, 2),
-                "div_row_sum": (1, 2),
+_ELEMENTWISE = {"bias_relu": (3, 2), "bias_identity": (3, 2), "bias_halve": (3, 2),
+                "half_plus_half": (1, 2), "sub_row_max": (2, 2), "div_row_sum": (1, 2),
                 **{f"{act}_grad": (3, 2) for act in ("relu", "logistic", "tanh")}}
 #: a cached build not used for this long is deleted when another one is made
 STALE_DAYS = 30
@@ -143,13 +144,19 @@ class CpuKernels:
         return self._pointers("step", (*buffers, acc), usable)
 
     def bias_act(self, z: np.ndarray, bias: np.ndarray, activation: str, out: np.ndarray) -> bool:
-        """``out = f(z + bias)`` for identity and ReLU; False (nothing done) otherwise."""
-        fn = self._functions.get((f"bias_{activation}", z.dtype))
+        """``out = f(z + bias)`` for identity and ReLU, and for a float32 logistic in the
+        tanh form the NumPy code uses (two passes here, NumPy's tanh between them, where
+        NumPy takes five); False (nothing done) otherwise."""
+        logistic = activation == "logistic" and z.dtype == np.float32
+        fn = self._functions.get(("bias_halve" if logistic else f"bias_{activation}", z.dtype))
         pointers = fn and self._pointers("bias_act", (z, bias, out), lambda: _elementwise_ok(
             z, like_x=(out,), like_row=(bias,)))
         if not pointers:
             return False
         fn(*pointers, *z.shape)
+        if logistic:
+            np.tanh(out, out=out)
+            self._functions["half_plus_half", z.dtype](pointers[2], *z.shape)
         return True
 
     def act_grad(self, delta: np.ndarray, a: np.ndarray, activation: str,

@@ -1,5 +1,6 @@
 // gpunn's CPU kernels: the optimizer step, bias + activation for the activations whose
-// arithmetic is exact (identity, ReLU), and the activation gradients (products and
+// arithmetic is exact (identity, ReLU; the float32 logistic around NumPy's tanh), and
+// the activation gradients (products and
 // differences only), each one pass over memory where NumPy needs two or more; and the
 // gather of a batch's rows; and softmax's row maximum and row sum, which NumPy takes one
 // row per call. gpunn/cpu_kernels.py compiles this file at first use
@@ -21,6 +22,21 @@ static void bias_act(const T* z, const T* bias, T* out, long long n_rows, long l
     for (long long r = 0; r < n_rows; ++r)
         for (long long c = 0; c < n_cols; ++c)
             out[r * n_cols + c] = activate(z[r * n_cols + c] + bias[c], ACT);
+}
+
+// The float32 logistic in its tanh form, 0.5 + 0.5 tanh((z + bias) / 2), in the order of
+// the NumPy code (numpy_backend._logistic), with NumPy's own tanh between two passes
+// here: out = (z + bias) * 0.5 before it, x = x * 0.5 + 0.5 after it.
+template <typename T>
+static void bias_halve(const T* z, const T* bias, T* out, long long n_rows, long long n_cols) {
+    for (long long r = 0; r < n_rows; ++r)
+        for (long long c = 0; c < n_cols; ++c)
+            out[r * n_cols + c] = (z[r * n_cols + c] + bias[c]) * T(0.5);
+}
+
+template <typename T>
+static void half_plus_half(T* x, long long n_rows, long long n_cols) {
+    for (long long i = 0; i < n_rows * n_cols; ++i) x[i] = x[i] * T(0.5) + T(0.5);
 }
 
 // delta *= f'(z), from the layer's output a. With sums, the same pass also writes the
@@ -205,6 +221,13 @@ static void fused_adam(T* p, const T* grads, T* m, T* v, long long n, long long 
     long long gpunn_take_rows_##dtype(const T* x, long long n_rows, long long n_cols,       \
                                       const long long* idx, long long n_idx, T* out) {   \
         return take_rows(x, n_rows, n_cols, idx, n_idx, out);                             \
+    }                                                                                     \
+    void gpunn_bias_halve_##dtype(const T* z, const T* b, T* out, long long rows,          \
+                                  long long cols) {                                      \
+        bias_halve(z, b, out, rows, cols);                                                \
+    }                                                                                     \
+    void gpunn_half_plus_half_##dtype(T* x, long long rows, long long cols) {             \
+        half_plus_half(x, rows, cols);                                                    \
     }                                                                                     \
     void gpunn_sub_row_max_##dtype(const T* z, T* out, long long rows, long long cols) {   \
         sub_row_max(z, out, rows, cols);                                                  \

@@ -156,11 +156,13 @@ def test_pointer_cache_forgets_freed_buffers():
 @pytest.mark.parametrize("rows", [ELEMENTWISE_MIN_SIZE // 64, ELEMENTWISE_MIN_SIZE // 64 - 1, 1000])
 @pytest.mark.parametrize("activation", ["relu", "identity", "logistic", "tanh"])
 def test_compiled_bias_act_and_grad_are_bitwise_equal_to_numpy(dtype, rows, activation):
-    """Above the size threshold bias + identity and bias + ReLU run compiled, and the
-    gradients of ReLU, logistic and tanh; the rest stays in NumPy."""
+    """Above the size threshold bias + identity, bias + ReLU and the float32 bias +
+    logistic run compiled, and the gradients of ReLU, logistic and tanh; the rest stays
+    in NumPy."""
     rng = np.random.RandomState(0)
     z = rng.normal(size=(rows, 64)).astype(dtype)
     z[1, 2], z[2, 3] = np.nan, -0.0  # NaN must propagate on both paths, as np.maximum does
+    z[3, :3] = [-200.0, 200.0, np.inf]  # saturated logistic units
     bias = rng.normal(size=64).astype(dtype)
     bias[3] = 0.0
     delta = rng.normal(size=(rows, 64)).astype(dtype)
@@ -180,8 +182,8 @@ def test_compiled_bias_act_and_grad_are_bitwise_equal_to_numpy(dtype, rows, acti
     np.testing.assert_array_equal(results[0][4], results[0][5])  # fused sums == col_sum's
     compiled = cpu_kernels.load()[0]
     large = z.size >= ELEMENTWISE_MIN_SIZE
-    assert compiled.bias_act(z, bias, activation, np.empty_like(z)) == (
-        large and activation in ("relu", "identity"))
+    assert compiled.bias_act(z, bias, activation, np.empty_like(z)) == (large and (
+        activation in ("relu", "identity") or (activation, dtype) == ("logistic", np.float32)))
     assert compiled.act_grad(delta.copy(), z, activation) == (large and activation != "identity")
     assert compiled.act_grad(delta.copy(), z, activation, np.empty(64, dtype)) == (
         large and activation != "identity")

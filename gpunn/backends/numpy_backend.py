@@ -8,9 +8,11 @@ than ``np.sum``): for small networks the per-call overhead is the cost.
 
 Where NumPy cannot fuse, the same operations compiled for this CPU take over
 (``gpunn.cpu_kernels``): the optimizer step (one pass instead of ~14), bias + ReLU and
-the activation gradients (one pass instead of two or three), the gather of a batch's
-rows, and softmax's row maximum and row sum (NumPy reduces one row per call). They agree with the NumPy code below bitwise; where nothing can be compiled, that
-code runs.
+the activation gradients (one pass instead of two or three, the bias gradient summed in
+the same pass), bias + logistic around NumPy's tanh (three calls instead of five), the
+gather of a batch's rows, and softmax's row maximum and row sum (NumPy reduces one row
+per call). They agree with the NumPy code below bitwise; where nothing can be compiled,
+that code runs.
 """
 
 from __future__ import annotations
