@@ -19,7 +19,6 @@ import numpy as np
 import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import shuffle as sk_shuffle
 from sklearn.utils.optimize import _check_optimize_result
 
 from .backends.base import UpdateHyper
@@ -135,7 +134,9 @@ def fit_stochastic(
     est._rng = random_state
     while est.n_iter_ < est.max_iter:
         if est.shuffle:
-            est._sample_idx = sk_shuffle(est._sample_idx, random_state=random_state)
+            # scikit-learn's shuffle, the same draws (arange, then RandomState.shuffle)
+            # without its input checks, which cost 0.1 ms a call
+            est._sample_idx = est._sample_idx[random_state.permutation(n_train)]
         sample_idx = est._sample_idx
         order = sample_idx if train_idx is None else train_idx[sample_idx]
         order_dev = be.asarray(order, np.int64) if gather else None

@@ -76,6 +76,8 @@ CASES = [
     ("momentum above 1", lambda: C(momentum=1.5).fit(X, y), ValueError, "'momentum' parameter"),
     ("set_params unknown name", lambda: C().set_params(learning_rat=0.1), ValueError, "Invalid parameter 'learning_rat'"),
     ("set_params bad value then fit", lambda: C().set_params(alpha=-1).fit(X, y), ValueError, "'alpha' parameter"),
+    ("bad value between partial_fit calls", lambda: fitted(solver="sgd").partial_fit(X, y).set_params(alpha=-1.0).partial_fit(X, y), ValueError, "'alpha' parameter"),
+    ("bad attribute between partial_fit calls", lambda: setattr(est := fitted(solver="adam"), "beta_1", 1.5) or est.partial_fit(X, y), ValueError, "'beta_1' parameter"),
     ("bad dtype", lambda: C(dtype="float16", backend="numpy").fit(X, y), ValueError, "dtype"),
     ("callbacks not callable", lambda: C(callbacks=[3], backend="numpy").fit(X, y), TypeError, "callbacks must be callables"),
     ("partial_fit with lbfgs", lambda: C(solver="lbfgs").partial_fit(X, y, classes=[0, 1, 2]), AttributeError, "has no attribute 'partial_fit'"),
