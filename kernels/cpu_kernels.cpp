@@ -1,11 +1,11 @@
-// gpunn's CPU kernels: the optimizer step, bias + activation for the activations whose
-// arithmetic is exact (identity, ReLU; the float32 logistic around NumPy's tanh), and
-// the activation gradients (products and
-// differences only), each one pass over memory where NumPy needs two or more; and the
-// gather of a batch's rows; and softmax's row maximum and row sum, which NumPy takes one
-// row per call. gpunn/cpu_kernels.py compiles this file at first use
-// for the machine's own CPU and calls it through ctypes. The maths is the CUDA kernels'
-// own (activation_rules.cuh, optim_rules.cuh); this file only loops, so that each loop
+// gpunn's CPU kernels: the optimizer step; bias + activation where the arithmetic is
+// exact (identity, ReLU; the float32 logistic around NumPy's tanh); the activation
+// gradients (products and differences only), with the bias gradient's column sums in
+// the same pass; softmax's row maximum and row sum, which NumPy takes one row per call;
+// and the gather of a batch's rows. Each is one pass over memory where NumPy needs two
+// or more. gpunn/cpu_kernels.py compiles this file at first use for the machine's own
+// CPU and calls it through ctypes. The maths is the CUDA kernels' own
+// (activation_rules.cuh, optim_rules.cuh); this file only loops, so that each loop
 // vectorises: over the weights with L2 and then the biases without; row by row.
 #include <cmath>
 #include <cstring>
