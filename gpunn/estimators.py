@@ -624,6 +624,8 @@ def _validate_xy(est, X, y, backend: Backend, reset: bool, y_numeric: bool, dtyp
     device is checked there and kept there (y, small, is brought to the host). NaN and
     inf in X are left to ``_check_finite_and_magnitude``."""
     if not backend.holds(X):
+        if not reset and _validated_already(est, X, y, dtype):
+            return X, y
         _refuse_other_devices(X, "X", backend)
         return validate_data(est, X, _host(y, backend), multi_output=True, y_numeric=y_numeric,
                              reset=reset, ensure_all_finite=False, dtype=dtype)
@@ -636,6 +638,19 @@ def _validate_xy(est, X, y, backend: Backend, reset: bool, y_numeric: bool, dtyp
         raise ValueError("Found input variables with inconsistent numbers of samples: "
                          f"[{X.shape[0]}, {len(y)}]")
     return X, y
+
+
+def _validated_already(est, X, y, dtype) -> bool:
+    """Whether ``validate_data`` would hand (X, y) back unchanged and silently: NumPy
+    arrays, a C-contiguous 2-D X of an accepted float dtype and of the width the
+    estimator was fitted on (without feature names), and as many 1-D integer labels.
+    ``partial_fit`` on small batches spent ~0.3 ms a call there, mostly on checks for
+    dataframes."""
+    accepted = dtype if isinstance(dtype, tuple) else (dtype,)
+    return (type(X) is np.ndarray and type(y) is np.ndarray and X.ndim == 2 and y.ndim == 1
+            and X.dtype in accepted and y.dtype.kind in "iu" and X.flags.c_contiguous
+            and 0 < len(X) == len(y) and X.shape[1] == getattr(est, "n_features_in_", -1)
+            and not hasattr(est, "feature_names_in_"))
 
 
 def _check_finite_and_magnitude(X, backend: Backend) -> None:

@@ -1,5 +1,7 @@
 """The bad-input gauntlet: each user mistake gets the right exception and a clear message."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
@@ -133,3 +135,45 @@ def test_large_values_below_the_limit_are_accepted():
     with pytest.warns(ConvergenceWarning):  # one epoch does not converge, but it trains
         est.fit(big, labels)
     assert est.n_iter_ == 1
+
+
+def _inputs_to_validate():
+    """(name, X, y) for a model fitted on float64 X with three features and int labels."""
+    pd = pytest.importorskip("pandas")
+    return [
+        ("plain", X, y), ("int32 labels", X, y.astype(np.int32)),
+        ("Fortran order", np.asfortranarray(X), y), ("float32 X", X.astype(np.float32), y),
+        ("list X", X.tolist(), y), ("list y", X, y.tolist()), ("frame", pd.DataFrame(X), y),
+        ("too wide", np.hstack([X, X]), y), ("2-D y", X, y[:, None]),
+        ("float labels", X, y.astype(float)), ("string labels", X, y.astype(str)),
+        ("short y", X, y[:-1]), ("no rows", X[:0], y[:0]),
+    ]
+
+
+def test_partial_fit_skips_validate_data_only_where_it_would_change_nothing():
+    """The shortcut for plain arrays returns (X, y) exactly as ``validate_data`` would,
+    and leaves everything else (conversions, errors, warnings) to ``validate_data``."""
+    from sklearn.utils.validation import validate_data
+
+    from gpunn.estimators import _validated_already
+
+    est = fitted(solver="sgd")
+    taken = []
+    for name, X_in, y_in in _inputs_to_validate():
+        if not _validated_already(est, X_in, y_in, np.float64):
+            continue
+        taken.append(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            X_out, y_out = validate_data(est, X_in, y_in, multi_output=True, reset=False,
+                                         ensure_all_finite=False, dtype=np.float64)
+        assert X_out is X_in and y_out is y_in
+    assert taken == ["plain", "int32 labels"]
+
+
+def test_feature_names_still_checked_between_partial_fit_calls():
+    pd = pytest.importorskip("pandas")
+    est = C(hidden_layer_sizes=(4,), solver="sgd", backend="numpy")
+    est.partial_fit(pd.DataFrame(X, columns=["a", "b", "c"]), y, classes=[0, 1, 2])
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        est.partial_fit(X, y)
