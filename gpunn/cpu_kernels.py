@@ -45,9 +45,11 @@ _C_FLOAT = {np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c
 _POINTERS = {"sgd": 3, "adam": 4}  # params, grads and the rule's state buffers
 _SCALARS = {"sgd": 4, "adam": 8}  # the element-type scalars after (n, n_weights)
 #: elementwise op -> (array arguments, size arguments)
-_ELEMENTWISE = {"bias_relu": (3, 2), "bias_identity": (3, 2), "bias_halve": (3, 2),
-                "half_plus_half": (1, 2), "sub_row_max": (2, 2), "div_row_sum": (1, 2),
+_ELEMENTWISE = {"bias_relu": (3, 2), "bias_identity": (3, 2), "sub_row_max": (2, 2),
+                "div_row_sum": (1, 2),
                 **{f"{act}_grad": (3, 2) for act in ("relu", "logistic", "tanh")}}
+#: float32 only: the logistic around NumPy's tanh (a float64 one stays SciPy's expit)
+_ELEMENTWISE_FLOAT32 = {"bias_halve": (3, 2), "half_plus_half": (1, 2)}
 #: a cached build not used for this long is deleted when another one is made
 STALE_DAYS = 30
 #: how many (op, arrays) pointer lists CpuKernels keeps before starting afresh
@@ -71,7 +73,8 @@ class CpuKernels:
                                + ([ctypes.c_int] if rule == "sgd" else [])
                                + [ctypes.c_void_p, ctypes.c_double])  # acc, penalty_scale
                 self._functions[rule, dtype] = fn
-            for op, (n_arrays, n_sizes) in _ELEMENTWISE.items():
+            only_float32 = _ELEMENTWISE_FLOAT32 if dtype == np.float32 else {}
+            for op, (n_arrays, n_sizes) in {**_ELEMENTWISE, **only_float32}.items():
                 fn = getattr(dll, f"gpunn_{op}_{dtype.name}")
                 fn.restype = None
                 fn.argtypes = [ctypes.c_void_p] * n_arrays + [ctypes.c_longlong] * n_sizes

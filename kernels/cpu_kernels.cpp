@@ -222,13 +222,6 @@ static void fused_adam(T* p, const T* grads, T* m, T* v, long long n, long long 
                                       const long long* idx, long long n_idx, T* out) {   \
         return take_rows(x, n_rows, n_cols, idx, n_idx, out);                             \
     }                                                                                     \
-    void gpunn_bias_halve_##dtype(const T* z, const T* b, T* out, long long rows,          \
-                                  long long cols) {                                      \
-        bias_halve(z, b, out, rows, cols);                                                \
-    }                                                                                     \
-    void gpunn_half_plus_half_##dtype(T* x, long long rows, long long cols) {             \
-        half_plus_half(x, rows, cols);                                                    \
-    }                                                                                     \
     void gpunn_sub_row_max_##dtype(const T* z, T* out, long long rows, long long cols) {   \
         sub_row_max(z, out, rows, cols);                                                  \
     }                                                                                     \
@@ -252,4 +245,12 @@ static void fused_adam(T* p, const T* grads, T* m, T* v, long long n, long long 
 extern "C" {
 GPUNN_ENTRY_POINTS(float, float32)
 GPUNN_ENTRY_POINTS(double, float64)
+// float32 only: a float64 logistic stays SciPy's expit, as in scikit-learn
+void gpunn_bias_halve_float32(const float* z, const float* b, float* out, long long rows,
+                              long long cols) {
+    bias_halve(z, b, out, rows, cols);
+}
+void gpunn_half_plus_half_float32(float* x, long long rows, long long cols) {
+    half_plus_half(x, rows, cols);
+}
 }
