@@ -187,6 +187,8 @@ class _BaseMLP(BaseEstimator):
                 for cb in callbacks:
                     getattr(cb, "close", lambda: None)()
                 self._publish_weights()
+                if not incremental:  # partial_fit keeps them for the next call
+                    model.release_buffers()
         else:
             try:
                 fit_lbfgs(self, model, X, Y, sample_weight)

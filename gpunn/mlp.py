@@ -62,6 +62,7 @@ class MLP:
         self.grads = backend.zeros(self.n_params, self.dtype)
         self.coefs, self.intercepts = _layer_views(self.params, shapes)
         self.coef_grads, self.intercept_grads = _layer_views(self.grads, shapes)
+        self._buffers: dict[str, Any] = {}
 
     @property
     def n_layers(self) -> int:
@@ -100,6 +101,32 @@ class MLP:
         flat = self.backend.to_numpy(self.params)
         shapes = list(zip(self.layer_units[:-1], self.layer_units[1:]))
         return _layer_views(flat, shapes)
+
+    # -- training buffers ---------------------------------------------------------------
+    def buffer(self, name: str, shape: tuple[int, ...], dtype=None) -> Any:
+        """A training buffer kept from one call to the next (contents undefined).
+
+        A stream of ``partial_fit`` calls then allocates nothing after the first, and the
+        compiled CPU kernels find the same arrays again (``CpuKernels._pointers``).
+        ``release_buffers`` frees them.
+        """
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        buf = self._buffers.get(name)
+        if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != dtype:
+            buf = self._buffers[name] = self.backend.empty(shape, dtype)
+        return buf
+
+    def workspace(self, max_rows: int) -> Workspace:
+        """The kept ``Workspace`` for batches of up to ``max_rows`` rows."""
+        ws = self._buffers.get("workspace")
+        if ws is None or ws.max_rows != max_rows:
+            ws = self._buffers["workspace"] = Workspace(self.backend, self.layer_units, max_rows,
+                                                        self.dtype)
+        return ws
+
+    def release_buffers(self) -> None:
+        """Free the kept training buffers (a finished ``fit`` needs none of them)."""
+        self._buffers.clear()
 
     # -- passes -------------------------------------------------------------------------
     def forward(self, x: Any, acts: list) -> Any:

@@ -120,12 +120,12 @@ def fit_stochastic(
     sw_dev = None if sample_weight is None else be.asarray(sample_weight, model.dtype)
     gather = est.shuffle or train_idx is not None
     if gather:
-        x_buf = be.empty((batch_size, X.shape[1]), model.dtype)
-        y_buf = be.empty((batch_size, Y.shape[1]), model.dtype)
-        sw_buf = None if sw_dev is None else be.empty(batch_size, model.dtype)
-    workspace = Workspace(be, model.layer_units, batch_size, model.dtype)
-    acc = be.zeros(1, np.float64)
-    last_good = be.empty(model.n_params, model.dtype)
+        x_buf = model.buffer("x", (batch_size, X.shape[1]))
+        y_buf = model.buffer("y", (batch_size, Y.shape[1]))
+        sw_buf = None if sw_dev is None else model.buffer("sample_weight", (batch_size,))
+    workspace = model.workspace(batch_size)
+    acc = model.buffer("acc", (1,), np.float64)
+    last_good = model.buffer("last_good", (model.n_params,))
     alpha = float(est.alpha)
 
     if not resume:

@@ -1,5 +1,6 @@
 """The training loop: the three modes of gradient descent, callbacks, divergence, curves."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -100,3 +101,30 @@ def test_dtype_parameter_overrides_input():
     assert clf.coefs_[0].dtype == np.float32
     with pytest.raises(ValueError, match="dtype must be None, 'float32' or 'float64'"):
         MLPClassifier(dtype=np.int32, backend="numpy").fit(X, y)
+
+
+def test_partial_fit_keeps_its_buffers_and_fit_frees_them():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    chunks = [(X[i:i + 300], y[i:i + 300]) for i in range(0, 1500, 300)]
+    kept, fresh = (MLPClassifier((32,), batch_size=64, random_state=0, backend="numpy")
+                   for _ in range(2))
+    for X_part, y_part in chunks:
+        kept.partial_fit(X_part, y_part, classes=np.arange(10))
+        fresh.partial_fit(X_part, y_part, classes=np.arange(10))
+        fresh._model.release_buffers()
+    buffers = dict(kept._model._buffers)
+    assert {"x", "y", "acc", "last_good", "workspace"} <= buffers.keys()
+    kept.partial_fit(*chunks[0])
+    assert all(kept._model._buffers[name] is buf for name, buf in buffers.items())
+    fresh.partial_fit(*chunks[0])
+    # kept buffers change nothing: the same stream with buffers made anew gives the same bits
+    for a, b in zip(kept.coefs_ + kept.intercepts_, fresh.coefs_ + fresh.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    assert b"_buffers" not in pickle.dumps(kept)
+    kept.set_params(batch_size=50).partial_fit(*chunks[1])  # another batch size: new buffers
+    assert kept._model._buffers["x"].shape == (50, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        kept.set_params(max_iter=2).fit(X, y)
+    assert not kept._model._buffers
