@@ -4,7 +4,9 @@
 on the same float32 data (synthetic, standardised, fixed seed), one shuffled epoch at a
 time; we report the median samples/s over timed epochs after a warm-up epoch, GFLOP/s,
 the share of this machine's measured float32 GEMM peak, and ratios to the peers and to
-the GEMM-only bound (the same steps' matrix multiplies and nothing else).
+the GEMM-only bound (the same steps' matrix multiplies and nothing else). A fixed GEMM
+probe timed in every round gives each block's "machine" column: its rate against the
+run's fastest block, so that a block measured in a slow spell of a shared machine shows.
 """
 
 from __future__ import annotations
@@ -127,6 +129,14 @@ def torch_runner(device: str, w: Workload, solver: str, X, y) -> Callable[[], No
 ON_GPU = ("gpunn-cupy", "pytorch-cuda", "gemm-only-cuda")
 
 
+#: a fixed CPU GEMM timed in every round of every block, to tell slow spells of the machine
+PROBE, PROBE_SIZE, PROBE_MULTIPLIES = "machine-probe", 1024, 3
+#: the pause before each timed epoch (see ``time_interleaved``)
+SETTLE_SECONDS = 0.1
+#: a block whose probe ran below this share of its fastest rate in the run is flagged
+SLOW_MACHINE = 0.85
+
+
 def bound_of(impl: str) -> str:
     """The name of the GEMM-only bound on ``impl``'s device."""
     return "gemm-only-cuda" if impl in ON_GPU else "gemm-only"
@@ -171,11 +181,14 @@ def gemm_only_runner(w: Workload, X, xp=np) -> Callable[[], None]:
 
 
 def time_interleaved(epochs: dict[str, Callable[[], None]], n_samples: int,
-                     repeats: int) -> dict[str, list[float]]:
+                     repeats: int, settle: float = SETTLE_SECONDS) -> dict[str, list[float]]:
     """samples/s of ``repeats`` epochs of each implementation, after one warm-up each.
 
     The implementations take turns, one epoch each per round, so a slow spell of a shared
-    machine hits all of them alike and the ratios stay fair.
+    machine hits all of them alike and the ratios stay fair. Each timed epoch starts
+    ``settle`` seconds after the one before: the previous implementation's idle threads
+    spin on the cores for a while (PyTorch's OpenMP ~20 ms, OpenBLAS's ~80 ms) and would
+    slow the start of the next one's epoch.
     """
     rates: dict[str, list[float]] = {name: [] for name in epochs}
     with warnings.catch_warnings():
@@ -184,25 +197,35 @@ def time_interleaved(epochs: dict[str, Callable[[], None]], n_samples: int,
             epoch()
         for _ in range(repeats):
             for name, epoch in epochs.items():
+                time.sleep(settle)
                 tic = time.perf_counter()
                 epoch()
                 rates[name].append(n_samples / (time.perf_counter() - tic))
     return rates
 
 
-def gemm_peak_gflops(xp=np, size: int = 2048, repeats: int = 5) -> float:
-    """The float32 GEMM rate of ``xp``'s device (median of square multiplies), in GFLOP/s."""
+def square_gemm(xp=np, size: int = 2048) -> Callable[[], None]:
+    """One float32 ``size``-cubed multiply on ``xp``'s device, waited for."""
     rng = np.random.RandomState(0)
     a, b = (xp.asarray(rng.standard_normal((size, size)).astype(np.float32)) for _ in range(2))
     out = xp.empty((size, size), np.float32)
     synchronize = _synchronizer(xp)
-    xp.matmul(a, b, out=out)
-    synchronize()
+
+    def multiply() -> None:
+        xp.matmul(a, b, out=out)
+        synchronize()
+
+    return multiply
+
+
+def gemm_peak_gflops(xp=np, size: int = 2048, repeats: int = 5) -> float:
+    """The float32 GEMM rate of ``xp``'s device (median of square multiplies), in GFLOP/s."""
+    multiply = square_gemm(xp, size)
+    multiply()
     times = []
     for _ in range(repeats):
         tic = time.perf_counter()
-        xp.matmul(a, b, out=out)
-        synchronize()
+        multiply()
         times.append(time.perf_counter() - tic)
     return 2 * size**3 / statistics.median(times) / 1e9
 
@@ -274,24 +297,36 @@ def run(args) -> dict:
             # the bound does not depend on the solver, but it takes turns with each
             # solver's runs, so that a slow spell of the machine cannot skew the ratios
             epochs = {name: factory(w, solver, X, y) for name, factory in impls.items()}
-            for name, rates in time_interleaved(epochs, len(X), args.repeats).items():
-                med = statistics.median(rates)
+            multiply = square_gemm(np, PROBE_SIZE)
+            epochs[PROBE] = lambda: [multiply() for _ in range(PROBE_MULTIPLIES)]
+            rates = time_interleaved(epochs, len(X), args.repeats)
+            # the probe's "samples/s" is len(X) per probe: its GFLOP/s in this block
+            probe_flops = PROBE_MULTIPLIES * 2 * PROBE_SIZE**3
+            probe = statistics.median(rates.pop(PROBE)) / len(X) * probe_flops / 1e9
+            for name, impl_rates in rates.items():
+                med = statistics.median(impl_rates)
                 results["rows"].append({
-                    "workload": w.name, "solver": solver,
-                    "impl": name, "median": med, "min": min(rates), "max": max(rates),
+                    "workload": w.name, "solver": solver, "impl": name, "median": med,
+                    "min": min(impl_rates), "max": max(impl_rates),
                     "gflops": med * w.flops_per_sample / 1e9,
                     "pct_peak": 100 * med * w.flops_per_sample / 1e9 / peaks[bound_of(name)],
+                    "probe_gflops": probe,
                 })
                 print(f"  {w.name} {solver:4s} {name:14s} {med:12,.0f} samples/s", file=sys.stderr)
+    fastest = max(r["probe_gflops"] for r in results["rows"])
+    for r in results["rows"]:
+        r["machine_speed"] = r["probe_gflops"] / fastest
     return results
 
 
 def format_table(results: dict) -> str:
+    """The results as a table; the last column is the block's probe against the fastest."""
     rows = results["rows"]
     rate = {(r["workload"], r["solver"], r["impl"]): r["median"] for r in rows}
     peers = [p for p in ("scikit-learn", "pytorch-cpu", "pytorch-cuda") if any(r["impl"] == p for r in rows)]
     head = (f"{'workload':8s} {'solver':6s} {'implementation':14s} {'samples/s (min-max)':>30s} "
-            f"{'GFLOP/s':>8s} {'%peak':>6s} " + " ".join(f"{'x ' + p:>14s}" for p in peers) + f" {'/ GEMM-only':>11s}")
+            f"{'GFLOP/s':>8s} {'%peak':>6s} " + " ".join(f"{'x ' + p:>14s}" for p in peers)
+            + f" {'/ GEMM-only':>11s} {'machine':>8s}")
     peak = f"float32 GEMM peak here: {results['gemm_peak_gflops']:.1f} GFLOP/s"
     if "gpu_gemm_peak_gflops" in results:
         peak += (f" on the CPU, {results['gpu_gemm_peak_gflops']:.1f} GFLOP/s on the GPU "
@@ -304,8 +339,14 @@ def format_table(results: dict) -> str:
         key = (r["workload"], r["solver"], bound_of(r["impl"]))
         to_bound = f"{r['median'] / rate[key]:11.2f}" if key in rate else ""
         span = f"{r['median']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f})"
+        speed = r.get("machine_speed")
+        machine = "" if speed is None else f" {speed:7.2f}" + ("*" if speed < SLOW_MACHINE else " ")
         lines.append(f"{r['workload']:8s} {r['solver']:6s} {r['impl']:14s} {span:>30s} "
-                     f"{r['gflops']:8.1f} {r['pct_peak']:6.1f} {ratios} {to_bound}")
+                     f"{r['gflops']:8.1f} {r['pct_peak']:6.1f} {ratios} {to_bound:>11s}{machine}")
+    if any(r.get("machine_speed", 1.0) < SLOW_MACHINE for r in rows):
+        lines.append(f"* machine: {PROBE_MULTIPLIES} {PROBE_SIZE}-cubed GEMMs timed in every round "
+                     f"of the block ran below {SLOW_MACHINE} of their rate in the run's fastest "
+                     "block: the machine was slow then; compare ratios within that block only.")
     return "\n".join(lines)
 
 

@@ -26,6 +26,10 @@ def test_quick_run_prints_a_table_and_writes_json(tmp_path, capsys):
     assert results["machine"]["threadpools"]
     # the bound takes turns with each solver's runs, not only the first solver's
     assert {r["solver"] for r in results["rows"] if r["impl"] == "gemm-only"} == {"sgd", "adam"}
+    # every block has its probe's rate against the fastest block's; the probe is no row
+    speeds = [r["machine_speed"] for r in results["rows"]]
+    assert max(speeds) == 1.0 and min(speeds) > 0
+    assert benchmark.PROBE not in impls and "machine" in table.splitlines()[1]
 
 
 def test_table_divides_by_the_bound_measured_beside_the_same_solver():
@@ -51,9 +55,30 @@ def test_implementations_take_turns_epoch_by_epoch():
     """Interleaving is what keeps the ratios fair on a noisy machine: pin the order."""
     calls = []
     epochs = {name: (lambda name=name: calls.append(name)) for name in ("gpunn", "torch")}
-    rates = benchmark.time_interleaved(epochs, n_samples=10, repeats=2)
+    rates = benchmark.time_interleaved(epochs, n_samples=10, repeats=2, settle=0.0)
     assert calls == ["gpunn", "torch"] * 3  # one warm-up each, then two rounds
     assert [len(r) for r in rates.values()] == [2, 2] and min(rates["gpunn"]) > 0
+
+
+def test_each_timed_epoch_starts_after_a_pause(monkeypatch):
+    """Another implementation's spinning threads must not run into an epoch's timing."""
+    events = []
+    monkeypatch.setattr(benchmark.time, "sleep", lambda seconds: events.append(seconds))
+    epochs = {name: (lambda name=name: events.append(name)) for name in ("gpunn", "torch")}
+    benchmark.time_interleaved(epochs, n_samples=10, repeats=2, settle=0.25)
+    assert events == ["gpunn", "torch"] + [0.25, "gpunn", 0.25, "torch"] * 2
+
+
+def test_blocks_in_a_slow_spell_are_flagged():
+    row = dict(workload="W2", solver="adam", min=1.0, max=1.0, gflops=1.0, pct_peak=1.0)
+    rows = [dict(row, impl="gemm-only", median=100.0, machine_speed=1.0),
+            dict(row, solver="sgd", impl="gemm-only", median=70.0, machine_speed=0.7)]
+    table = benchmark.format_table({"gemm_peak_gflops": 1.0, "rows": rows}).splitlines()
+    assert table[3].endswith("1.00 ") and table[4].endswith("0.70*")
+    assert table[-1].startswith("* machine:")
+    rows[1]["machine_speed"] = 0.9
+    assert not benchmark.format_table({"gemm_peak_gflops": 1.0, "rows": rows}).endswith(
+        "block only.")
 
 
 def test_gpu_rows_are_divided_by_the_gpu_bound():
