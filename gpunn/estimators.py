@@ -436,7 +436,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
-        """One epoch over (X, y); ``classes`` is required on the first call."""
+        """One epoch over (X, y); ``classes`` is required on the first call.
+
+        The training buffers stay allocated for the next call (``fit`` frees them)."""
         self._validate_params()
         y = _host(y, get_backend(self.backend))  # labels are read on the host below
         if _check_partial_fit_first_call(self, classes):
@@ -539,7 +541,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     @available_if(lambda est: est.solver in _STOCHASTIC_SOLVERS)
     def partial_fit(self, X, y, sample_weight=None):
-        """One epoch over (X, y)."""
+        """One epoch over (X, y); the training buffers stay allocated for the next call."""
         self._validate_params()
         return self._fit(X, y, sample_weight, incremental=True)
 
