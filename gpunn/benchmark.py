@@ -218,6 +218,17 @@ def square_gemm(xp=np, size: int = 2048) -> Callable[[], None]:
     return multiply
 
 
+def machine_probe() -> Callable[[], None]:
+    """``PROBE_MULTIPLIES`` CPU multiplies of ``PROBE_SIZE``: the same work in every block."""
+    multiply = square_gemm(np, PROBE_SIZE)
+
+    def probe() -> None:
+        for _ in range(PROBE_MULTIPLIES):
+            multiply()
+
+    return probe
+
+
 def gemm_peak_gflops(xp=np, size: int = 2048, repeats: int = 5) -> float:
     """The float32 GEMM rate of ``xp``'s device (median of square multiplies), in GFLOP/s."""
     multiply = square_gemm(xp, size)
@@ -297,8 +308,7 @@ def run(args) -> dict:
             # the bound does not depend on the solver, but it takes turns with each
             # solver's runs, so that a slow spell of the machine cannot skew the ratios
             epochs = {name: factory(w, solver, X, y) for name, factory in impls.items()}
-            multiply = square_gemm(np, PROBE_SIZE)
-            epochs[PROBE] = lambda: [multiply() for _ in range(PROBE_MULTIPLIES)]
+            epochs[PROBE] = machine_probe()
             rates = time_interleaved(epochs, len(X), args.repeats)
             # the probe's "samples/s" is len(X) per probe: its GFLOP/s in this block
             probe_flops = PROBE_MULTIPLIES * 2 * PROBE_SIZE**3
