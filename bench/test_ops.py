@@ -77,3 +77,24 @@ def test_whole_training_step(benchmark, backend):
         backend.fused_update("adam", model.params, model.grads, state, hyper, acc)
 
     _timed(benchmark, backend, step)
+
+
+@pytest.mark.parametrize("library", ["gpunn", "scikit-learn"])
+def test_streamed_partial_fit_call(benchmark, library):
+    """One ``partial_fit`` call on a 256-row chunk (W2's network, adam): a training step plus
+    the per-call set-up that a user streaming data pays, next to scikit-learn's."""
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier as SklearnMLP
+
+    import gpunn
+
+    rng = np.random.RandomState(0)
+    X, y = rng.standard_normal((BATCH, UNITS[0])).astype(DTYPE), np.arange(BATCH) % UNITS[-1]
+    kwargs = dict(hidden_layer_sizes=tuple(UNITS[1:-1]), batch_size=BATCH, random_state=0)
+    est = (gpunn.MLPClassifier(backend="numpy", **kwargs) if library == "gpunn"
+           else SklearnMLP(**kwargs))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.partial_fit(X, y, classes=np.arange(UNITS[-1]))
+        benchmark(est.partial_fit, X, y)
