@@ -11,7 +11,7 @@ buffer as it is. Every array operation goes through the backend.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -111,18 +111,20 @@ class MLP:
         ``release_buffers`` frees them.
         """
         dtype = self.dtype if dtype is None else np.dtype(dtype)
-        buf = self._buffers.get(name)
-        if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != dtype:
-            buf = self._buffers[name] = self.backend.empty(shape, dtype)
-        return buf
+        return self._kept(name, lambda buf: tuple(buf.shape) == tuple(shape) and buf.dtype == dtype,
+                          lambda: self.backend.empty(shape, dtype))
 
     def workspace(self, max_rows: int) -> Workspace:
         """The kept ``Workspace`` for batches of up to ``max_rows`` rows."""
-        ws = self._buffers.get("workspace")
-        if ws is None or ws.max_rows != max_rows:
-            ws = self._buffers["workspace"] = Workspace(self.backend, self.layer_units, max_rows,
-                                                        self.dtype)
-        return ws
+        return self._kept("workspace", lambda ws: ws.max_rows == max_rows,
+                          lambda: Workspace(self.backend, self.layer_units, max_rows, self.dtype))
+
+    def _kept(self, name: str, fits: Callable[[Any], bool], make: Callable[[], Any]) -> Any:
+        """The kept object ``name`` if it ``fits``, else a new one from ``make``, kept."""
+        kept = self._buffers.get(name)
+        if kept is None or not fits(kept):
+            kept = self._buffers[name] = make()
+        return kept
 
     def release_buffers(self) -> None:
         """Free the kept training buffers (a finished ``fit`` needs none of them)."""
