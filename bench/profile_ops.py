@@ -1,11 +1,12 @@
 """Where a training step's time goes: each backend op's share, next to the GEMM-only bound.
 
-    python bench/profile_ops.py W2 adam [--epochs 3]
+    python bench/profile_ops.py W2 adam [--epochs 3] [--backend cupy [--sync]]
 
-Trains the benchmark's workload (gpunn.benchmark.WORKLOADS) with the NumPy backend, every
-backend method wrapped in a timer, and prints microseconds per step for each op, the
-rest (Python, input checks) and the GEMM-only runner's step, its epochs taking turns
-with gpunn's. Run it under py-spy for a sampled view of the same loop:
+Trains the benchmark's workload (gpunn.benchmark.WORKLOADS), every backend method wrapped
+in a timer, and prints microseconds per step for each op, the rest (Python, input checks)
+and the GEMM-only runner's step, its epochs taking turns with gpunn's. On the GPU an op's
+time is what launching it costs the CPU (the kernels run behind); ``--sync`` waits for
+each op, so that its time is the GPU's too. Run it under py-spy for a sampled view:
 
     py-spy record --native -r 1000 -f raw -o w2.raw -- python bench/profile_ops.py W2 adam
 """
@@ -25,15 +26,19 @@ OPS = ("matmul", "bias_act", "act_grad", "loss_grad", "col_sum", "take_rows", "f
        "sum_squares")
 
 
-def timed_backend(totals: collections.Counter, calls: collections.Counter):
-    """The shared NumPy backend with each op in ``OPS`` adding its seconds to ``totals``."""
-    backend = gpunn.get_backend("numpy")
+def timed_backend(backend_name: str, totals: collections.Counter, calls: collections.Counter,
+                  sync: bool = False):
+    """The shared backend ``backend_name``, each op in ``OPS`` adding its seconds to
+    ``totals`` (with ``sync``, the seconds until the device has run it)."""
+    backend = gpunn.get_backend(backend_name)
+    wait = backend.synchronize if sync else (lambda: None)
     for name in OPS:
         op = getattr(type(backend), name)
 
         def timed(*args, _op=op, _name=name, **kwargs):
             tic = time.perf_counter()
             result = _op(backend, *args, **kwargs)
+            wait()
             totals[_name] += time.perf_counter() - tic
             calls[_name] += 1
             return result
@@ -47,16 +52,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("workload", choices=sorted(WORKLOADS))
     parser.add_argument("solver", choices=("sgd", "adam"))
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--backend", default="numpy", choices=gpunn.available_backends())
+    parser.add_argument("--sync", action="store_true", help="wait for the device after each op")
     args = parser.parse_args(argv)
     w = WORKLOADS[args.workload]
     X, y = make_data(w)
     totals, calls = collections.Counter(), collections.Counter()
-    backend = timed_backend(totals, calls)
+    backend = timed_backend(args.backend, totals, calls, args.sync)
     est = gpunn.MLPClassifier(w.hidden, w.activation, solver=args.solver, batch_size=w.batch_size,
-                              momentum=0.9, random_state=0, backend="numpy",
+                              momentum=0.9, random_state=0, backend=args.backend,
                               learning_rate_init=1e-3 if args.solver == "adam" else 1e-2)
     classes = np.arange(w.n_classes)
-    gemm_epoch = gemm_only_runner(w, X)
+    xp = getattr(backend, "xp", np)
+    gemm_epoch = gemm_only_runner(w, X, xp)
+    X = backend.asarray(X)  # on the device once, as the benchmark does
     est.partial_fit(X, y, classes=classes)  # warm-up: buffers, compiled kernels
     gemm_epoch()
     totals.clear()
@@ -65,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.epochs):  # taking turns, so that the machine's slow spells hit both
         tic = time.perf_counter()
         est.partial_fit(X, y, classes=classes)
+        backend.synchronize()
         seconds += time.perf_counter() - tic
         tic = time.perf_counter()
         gemm_epoch()
@@ -73,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in OPS:  # the shared backend goes back to its plain methods
         delattr(backend, name)
 
-    print(f"{w.name} {args.solver}: {steps} steps of {w.batch_size} rows, "
+    print(f"{w.name} {args.solver} on {args.backend}{' (each op waited for)' if args.sync else ''}: "
+          f"{steps} steps of {w.batch_size} rows, "
           f"{seconds / steps * 1e6:,.1f} us per step")
     print(f"{'op':14s} {'us/step':>10s} {'calls/step':>10s} {'share':>6s}")
     for name, total in totals.most_common():

@@ -72,6 +72,9 @@ def gpunn_runner(backend: str, w: Workload, solver: str, X, y) -> Callable[[], N
                               momentum=0.9, learning_rate_init=1e-3 if solver == "adam" else 1e-2,
                               random_state=0, backend=backend)
     classes = np.arange(w.n_classes)
+    # X goes to the backend's device once, as PyTorch's runner moves its tensors and as
+    # fit moves X once for all its epochs; only the labels cross with every call.
+    X = gpunn.get_backend(backend).asarray(X)
 
     def epoch():
         est.partial_fit(X, y, classes=classes)
