@@ -15,10 +15,10 @@ from typing import Any
 
 #: the shared headers, in include order, then the kernel files (with their own headers)
 HEADER_FILES = ("activation_rules.cuh", "common.cuh", "optim_rules.cuh")
-KERNEL_FILES = ("activations.cu", "softmax.cu", "losses.cu", "optim.cu")
+KERNEL_FILES = ("activations.cu", "softmax.cu", "losses.cu", "optim.cu", "gather.cu")
 KERNELS = (
-    "bias_act", "act_grad", "softmax_rows", "loss_grad_softmax", "loss_grad_elementwise",
-    "sum_squares", "finish_grad", "fused_sgd", "fused_adam",
+    "bias_act", "act_grad", "act_grad_col_sum", "softmax_rows", "loss_grad_softmax", "loss_grad_elementwise",
+    "sum_squares", "finish_grad", "fused_sgd", "fused_adam", "take_rows",
 )
 CTYPES = {"float32": "float", "float64": "double"}
 #: NVRTC options for every build; CuPy adds the GPU architecture itself.

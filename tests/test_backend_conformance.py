@@ -38,6 +38,15 @@ def test_matmul_into_out(backend, dtype, ta, tb):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_matmul_strided_operand(backend, dtype):
+    """A strided view multiplies right too (CuPy's cuBLAS fast path hands it to matmul)."""
+    wide, b = _rng_data((7, 10), dtype, 3), _rng_data((5, 3), dtype, 4)
+    out = backend.empty((7, 3), dtype)
+    backend.matmul(backend.asarray(wide)[:, ::2], backend.asarray(b), out=out)
+    _close(backend, out, wide[:, ::2].astype(np.float64) @ b.astype(np.float64), dtype, 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("activation, f", [
     ("identity", lambda z: z), ("logistic", expit), ("tanh", np.tanh),
     ("relu", lambda z: np.maximum(z, 0)), ("exp", np.exp),
@@ -131,6 +140,15 @@ def test_loss_grad(backend, dtype, output, shape, weighted):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(0, 5), (300, 70)])  # no rows; columns past a 32-wide block
+def test_col_sum_shapes(backend, dtype, shape):
+    x = _rng_data(shape, dtype, 13)
+    out = backend.asarray(np.full(shape[1], np.nan, dtype))  # every column must be written
+    backend.col_sum(backend.asarray(x), out=out)
+    _close(backend, out, x.astype(np.float64).sum(0), dtype, 50)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_col_sum_take_rows_sum_squares(backend, dtype):
     x = _rng_data((37, 6), dtype, 12)
     out = backend.empty(6, dtype)
@@ -141,6 +159,9 @@ def test_col_sum_take_rows_sum_squares(backend, dtype):
     got = backend.take_rows(backend.asarray(x), backend.asarray(idx), rows)
     assert got.shape == (4, 6)
     _close(backend, got, x[idx], dtype)
+    weights = backend.take_rows(backend.asarray(x[:, 1].copy()), backend.asarray(idx),
+                                backend.empty(10, dtype))  # a vector: sample weights
+    _close(backend, weights, x[idx, 1], dtype)
     acc = backend.zeros(1, np.float64)
     backend.sum_squares(backend.asarray(x.ravel()), acc, 0.5)
     assert backend.read_scalar(acc) == pytest.approx(0.5 * (x.astype(np.float64) ** 2).sum(),

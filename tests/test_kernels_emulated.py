@@ -52,6 +52,33 @@ def test_elementwise_kernels_with_grid_stride(schedule, size):
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("n_rows, n_cols", [(1, 1), (5, 31), (70, 33), (33, 64)])
+@pytest.mark.parametrize("threads", [32, 256, 1024])
+def test_act_grad_col_sum_any_shape_any_block(schedule, n_rows, n_cols, threads):
+    """Every column summed whatever the warps per block; relu's gradient applied first."""
+    rng = np.random.RandomState(n_rows * n_cols)
+    delta, a = rng.normal(size=(2, n_rows, n_cols)).astype(np.float32)
+    expected = delta * (a > 0)
+    sums = np.full(n_cols, np.nan, np.float32)
+    launch("act_grad_col_sum<float>", (-(-n_cols // 32),), (threads,),
+           (delta, a, np.int32(n_rows), np.int32(n_cols), np.int32(3), sums),
+           schedule=schedule, seed=n_rows)
+    np.testing.assert_array_equal(delta, expected)
+    np.testing.assert_allclose(sums, expected.astype(np.float64).sum(axis=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_cols", [1, 3, 784])
+def test_take_rows_with_grid_stride(n_cols):
+    """Fewer threads than elements, repeated indices, and a vector (one column)."""
+    x = np.random.RandomState(n_cols).normal(size=(50, n_cols))
+    idx = np.array([49, 0, 7, 7, 13], np.int64)
+    out = np.full((len(idx), n_cols), np.nan)
+    launch("take_rows<double>", (2,), (32,), (x, idx, out, np.int64(len(idx)), np.int32(n_cols)),
+           schedule="random")
+    np.testing.assert_array_equal(out, x[idx])
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
 def test_fused_softmax_loss_with_thousands_of_classes(schedule):
     rng = np.random.RandomState(0)
     n, k = 4, 1200
@@ -134,6 +161,8 @@ if sys.argv[2] == "ours":
         lib.launch("loss_grad_softmax<double>", (n,), (32,), (z, y, d, None, acc, np.float64(1), np.int32(n), np.int32(3)), schedule="random")
         lib.launch("loss_grad_elementwise<double>", (4,), (64,), (z, y, d, None, acc, np.float64(1), np.int32(n), np.int32(3), np.int32(1)))
         p = np.ones(n); g = np.ones(n); m = np.zeros(n); v = np.zeros(n)
+        lib.launch("act_grad_col_sum<double>", (1,), (1024,), (z, z, np.int32(n), np.int32(3), np.int32(1), np.zeros(3)), schedule="random")
+        lib.launch("take_rows<double>", (2,), (64,), (z, np.arange(n, dtype=np.int64)[::-1].copy(), d, np.int64(n), np.int32(3)))
         lib.launch("fused_adam<double>", (2,), (64,), (p, g, m, v, np.int64(n), np.int64(n // 2), np.float64(1e-3), np.float64(0.9), np.float64(0.1), np.float64(0.999), np.float64(0.001), np.float64(1e-8), np.float64(1e-4), np.float64(1), acc, np.float64(0.5)))
     print("clean")
 else:

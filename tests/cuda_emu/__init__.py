@@ -26,6 +26,7 @@ KERNEL_DIR = REPO / "kernels"
 SCHEDULES = {"inorder": 0, "reversed": 1, "random": 2}
 CTYPES = {"float": np.float32, "double": np.float64}
 _SIGNATURE = re.compile(r"template\s*<typename T>\s*__global__\s+void\s+(\w+)\s*\(([^)]*)\)", re.S)
+_POINTEES = {"double": np.float64, "long long": np.int64}  # besides T
 _SCALARS = {"int": (np.int32, ctypes.c_int), "long long": (np.int64, ctypes.c_longlong),
             "double": (np.float64, ctypes.c_double), "unsigned": (np.uint32, ctypes.c_uint)}
 
@@ -99,7 +100,8 @@ class Library:
         c_args, argtypes = [], [ctypes.c_uint, ctypes.c_uint, ctypes.c_int, ctypes.c_uint]
         for i, (ptype, arg) in enumerate(zip(params, args)):
             if ptype.endswith("*"):
-                want = np.float64 if ptype.startswith(("double", "const double")) else element
+                pointee = ptype.removeprefix("const ").removesuffix("*").strip()
+                want = _POINTEES.get(pointee, element)
                 if arg is not None:
                     if not isinstance(arg, np.ndarray) or arg.dtype != want or not arg.flags.c_contiguous:
                         raise TypeError(f"{name_expression} argument {i} ({ptype}) needs a contiguous "
