@@ -382,8 +382,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                         f"the previous call to fit. Previously got {self.classes_}, "
                         f"`y` has {classes}"
                     )
-            elif (positions < 0).any() if positions is not None else len(
-                    np.setdiff1d(unique_labels(y), self.classes_, assume_unique=True)):
+            elif _has_unseen_labels(y, positions, self.classes_):
                 raise ValueError(
                     f"`y` has classes not in `self.classes_`. `self.classes_` has "
                     f"{self.classes_}. 'y' has {unique_labels(y)}."
@@ -576,6 +575,14 @@ def _class_positions(y, label_binarizer: LabelBinarizer) -> np.ndarray | None:
     positions[positions == len(classes)] = 0
     positions[classes[positions] != y] = -1
     return positions
+
+
+def _has_unseen_labels(y, positions: np.ndarray | None, classes: np.ndarray) -> bool:
+    """Whether ``y`` holds a label outside ``classes``: read off the class positions
+    where ``_class_positions`` gave them, else by comparing the label sets."""
+    if positions is not None:
+        return bool((positions < 0).any())
+    return len(np.setdiff1d(unique_labels(y), classes, assume_unique=True)) > 0
 
 
 def _one_hot(positions: np.ndarray, n_classes: int, dtype) -> np.ndarray:
