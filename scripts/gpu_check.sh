@@ -5,7 +5,8 @@
 #  2. runs the backend conformance suite, gradient checks, numerical-safety and
 #     cross-backend trajectory and device-input tests against real CuPy (under compute-sanitizer memcheck
 #     when it is installed);
-#  3. runs the side-by-side benchmark (CuPy, NumPy, scikit-learn, PyTorch CUDA if present).
+#  3. runs the per-op micro-benchmarks on CuPy (bench/test_ops.py);
+#  4. runs the side-by-side benchmark (CuPy, NumPy, scikit-learn, PyTorch CUDA if present).
 # Prints a short summary table at the end; exits non-zero if any step fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,10 +31,12 @@ if command -v compute-sanitizer >/dev/null; then
 else
   echo "compute-sanitizer not found: memcheck step skipped"; status[memcheck]=skipped
 fi
+$PY -m pytest -q bench/test_ops.py -k cupy --benchmark-only --benchmark-columns=median,min,max,rounds
+status[micro]=$?
 $PY -m gpunn.benchmark --workloads W2,W4 --solvers adam --json gpu_bench.json; status[benchmark]=$?
 echo
 printf '%-12s %s\n' step result
-for step in tests memcheck benchmark; do printf '%-12s %s\n' "$step" "${status[$step]/#0/ok}"; done
-for step in tests memcheck benchmark; do
+for step in tests memcheck micro benchmark; do printf '%-12s %s\n' "$step" "${status[$step]/#0/ok}"; done
+for step in tests memcheck micro benchmark; do
   case "${status[$step]}" in 0|skipped) ;; *) exit 1 ;; esac
 done
