@@ -122,7 +122,7 @@ class CupyBackend(Backend):
 
     def take_rows(self, x, idx, out):
         view = out[: len(idx)]
-        if idx.dtype == np.int64 and x.flags.c_contiguous and len(idx):
+        if idx.dtype == np.int64 and x.dtype == out.dtype and x.flags.c_contiguous and len(idx):
             n_cols = np.int32(x.shape[1] if x.ndim == 2 else 1)
             self._kernel("take_rows", x.dtype)(  # one launch; CuPy's take costs two
                 _elementwise_grid(view.size), (THREADS,), (x, idx, view, np.int64(len(idx)), n_cols)
@@ -151,9 +151,9 @@ class CupyBackend(Backend):
         return out
 
     def act_grad(self, delta, a, activation, col_sums=None):
-        n_rows, n_cols = delta.shape
         code = np.int32(ACT_CODES[activation])
         if col_sums is not None:  # one pass: CuPy's column sum alone costs twice a launch
+            n_rows, n_cols = delta.shape
             self._kernel("act_grad_col_sum", delta.dtype)(
                 (max(1, -(-n_cols // 32)),), (COLUMN_SUM_THREADS,),
                 (delta, a, np.int32(n_rows), np.int32(n_cols), code, col_sums),
