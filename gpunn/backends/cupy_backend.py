@@ -40,8 +40,10 @@ class CublasGemm:
     column-major C^T = B^T A^T, so cuBLAS gets the operands swapped and no copy is made.
     """
 
-    def __init__(self, xp: Any):
-        from cupy_backends.cuda.libs import cublas
+    def __init__(self, xp: Any, cublas: Any = None):
+        """``cublas`` injects the bindings (tests); by default CuPy's own."""
+        if cublas is None:
+            from cupy_backends.cuda.libs import cublas
 
         self._handle = xp.cuda.device.get_cublas_handle
         self._routines = {np.dtype(np.float32): cublas.sgemm, np.dtype(np.float64): cublas.dgemm}
