@@ -60,11 +60,8 @@ class KernelSet:
         self.names = name_expressions(dtype_name)
         self.module = cupy.RawModule(code=source(), options=NVRTC_OPTIONS,
                                      name_expressions=self.names)
-        self._functions: dict[str, Any] = {}
         self._ctype = CTYPES[dtype_name]
 
     def get(self, kernel: str) -> Any:
-        fn = self._functions.get(kernel)
-        if fn is None:
-            fn = self._functions[kernel] = self.module.get_function(f"{kernel}<{self._ctype}>")
-        return fn
+        """The launchable function (callers keep it: ``CupyBackend._kernel`` does)."""
+        return self.module.get_function(f"{kernel}<{self._ctype}>")

@@ -106,6 +106,10 @@ class CupyBackend(Backend):
             fn = self._functions[(name, dtype)] = kset.get(name)
         return fn
 
+    def _grid_stride(self, name: str, dtype, size: int, args: tuple) -> None:
+        """Launch kernel ``name`` as a 1-D grid-stride loop over ``size`` elements."""
+        self._kernel(name, dtype)(_elementwise_grid(size), (THREADS,), args)
+
     # -- memory -------------------------------------------------------------------------
     def holds(self, x):
         return isinstance(x, self.xp.ndarray)
@@ -126,9 +130,8 @@ class CupyBackend(Backend):
         view = out[: len(idx)]
         if idx.dtype == np.int64 and x.dtype == out.dtype and x.flags.c_contiguous and len(idx):
             n_cols = np.int32(x.shape[1] if x.ndim == 2 else 1)
-            self._kernel("take_rows", x.dtype)(  # one launch; CuPy's take costs two
-                _elementwise_grid(view.size), (THREADS,), (x, idx, view, np.int64(len(idx)), n_cols)
-            )
+            self._grid_stride("take_rows", x.dtype, view.size,  # one launch; CuPy's take: two
+                              (x, idx, view, np.int64(len(idx)), n_cols))
         else:
             self.xp.take(x, idx, axis=0, out=view)
         return view
@@ -146,10 +149,8 @@ class CupyBackend(Backend):
     # -- activations --------------------------------------------------------------------
     def bias_act(self, z, bias, activation, out):
         n_rows, n_cols = z.shape
-        self._kernel("bias_act", z.dtype)(
-            _elementwise_grid(z.size), (THREADS,),
-            (z, bias, out, np.int64(n_rows), np.int32(n_cols), np.int32(ACT_CODES[activation])),
-        )
+        self._grid_stride("bias_act", z.dtype, z.size, (z, bias, out, np.int64(n_rows),
+                          np.int32(n_cols), np.int32(ACT_CODES[activation])))
         return out
 
     def act_grad(self, delta, a, activation, col_sums=None):
@@ -161,16 +162,14 @@ class CupyBackend(Backend):
                 (delta, a, np.int32(n_rows), np.int32(n_cols), code, col_sums),
             )
         elif activation != "identity":
-            self._kernel("act_grad", delta.dtype)(
-                _elementwise_grid(delta.size), (THREADS,), (delta, a, np.int64(delta.size), code)
-            )
+            self._grid_stride("act_grad", delta.dtype, delta.size,
+                              (delta, a, np.int64(delta.size), code))
         return delta
 
     def sigmoid(self, z, out):
-        self._kernel("bias_act", z.dtype)(  # no bias: a plain activation over every element
-            _elementwise_grid(z.size), (THREADS,),
-            (z, None, out, np.int64(z.size), np.int32(1), np.int32(ACT_CODES["logistic"])),
-        )
+        # no bias: a plain activation over every element
+        self._grid_stride("bias_act", z.dtype, z.size, (z, None, out, np.int64(z.size),
+                          np.int32(1), np.int32(ACT_CODES["logistic"])))
         return out
 
     def softmax(self, z, out):
@@ -189,25 +188,21 @@ class CupyBackend(Backend):
         if output == "softmax":
             self._kernel("loss_grad_softmax", z.dtype)((max(1, n_rows),), _row_block(n_cols), common)
         else:
-            self._kernel("loss_grad_elementwise", z.dtype)(
-                _elementwise_grid(z.size), (THREADS,), common + (np.int32(ACT_CODES[output]),)
-            )
+            self._grid_stride("loss_grad_elementwise", z.dtype, z.size,
+                              common + (np.int32(ACT_CODES[output]),))
         return delta
 
     def sum_squares(self, x, acc, scale):
-        self._kernel("sum_squares", x.dtype)(
-            _elementwise_grid(x.size), (THREADS,), (x, np.int64(x.size), acc, np.float64(scale))
-        )
+        self._grid_stride("sum_squares", x.dtype, x.size,
+                          (x, np.int64(x.size), acc, np.float64(scale)))
         return acc
 
     # -- optimizer ----------------------------------------------------------------------
     def finish_grad(self, params, grads, hyper):
         T = params.dtype.type
-        self._kernel("finish_grad", params.dtype)(
-            _elementwise_grid(params.size), (THREADS,),
-            (params, grads, np.int64(params.size), np.int64(hyper.n_weights), T(hyper.l2),
-             T(hyper.grad_scale)),
-        )
+        self._grid_stride("finish_grad", params.dtype, params.size,
+                          (params, grads, np.int64(params.size), np.int64(hyper.n_weights),
+                           T(hyper.l2), T(hyper.grad_scale)))
         return grads
 
     def fused_update(self, rule: str, params, grads, state, hyper: UpdateHyper, acc=None):
@@ -215,18 +210,17 @@ class CupyBackend(Backend):
             raise ValueError(f"unknown update rule {rule!r}; expected one of {list(UPDATE_RULES)}")
         T = params.dtype.type
         n, nw = np.int64(params.size), np.int64(hyper.n_weights)
-        grid = _elementwise_grid(params.size)
         # a null acc skips the penalty's block reduction altogether
         penalty = (acc if hyper.penalty_scale else None, np.float64(hyper.penalty_scale))
         if rule == "sgd":
             args = (params, grads, state[0], n, nw, T(hyper.lr), T(hyper.momentum), T(hyper.l2),
                     T(hyper.grad_scale), np.int32(bool(hyper.nesterov)), *penalty)
-            self._kernel("fused_sgd", params.dtype)(grid, (THREADS,), args)
+            self._grid_stride("fused_sgd", params.dtype, params.size, args)
         else:
             args = (params, grads, state[0], state[1], n, nw, T(hyper.lr), T(hyper.beta_1),
                     T(1 - hyper.beta_1), T(hyper.beta_2), T(1 - hyper.beta_2), T(hyper.epsilon),
                     T(hyper.l2), T(hyper.grad_scale), *penalty)
-            self._kernel("fused_adam", params.dtype)(grid, (THREADS,), args)
+            self._grid_stride("fused_adam", params.dtype, params.size, args)
 
     # -- checks and device --------------------------------------------------------------
     def all_finite(self, x):
