@@ -130,7 +130,7 @@ class _BaseMLP(BaseEstimator):
 
             state["_gpunn_state"] = estimator_state(self)
             for key in ("_model", "_optimizer", "_best_params", "_rng", "_sample_idx", "_split",
-                        "coefs_", "intercepts_"):
+                        "_host_coefs", "_host_intercepts"):
                 state.pop(key, None)
         return state
 
@@ -142,7 +142,7 @@ class _BaseMLP(BaseEstimator):
 
             restored = restore_estimator(*saved)
             for key in ("_model", "_optimizer", "_best_params", "_rng", "_sample_idx", "_split",
-                        "coefs_", "intercepts_"):
+                        "_host_coefs", "_host_intercepts"):
                 if key in restored.__dict__:
                     setattr(self, key, restored.__dict__[key])
 
@@ -156,7 +156,7 @@ class _BaseMLP(BaseEstimator):
             if not callable(cb):
                 raise TypeError(f"callbacks must be callables taking a metrics dict; got {cb!r}.")
         first_pass = not resume and (
-            not hasattr(self, "coefs_") or (not self.warm_start and not incremental))
+            not hasattr(self, "_model") or (not self.warm_start and not incremental))
         backend = get_backend(self.backend)
         X, Y = self._validate_input(X, y, backend, incremental or resume, reset=first_pass)
         _check_finite_and_magnitude(X, backend)
@@ -171,29 +171,30 @@ class _BaseMLP(BaseEstimator):
             self._initialize(Y, [X.shape[1], *hidden, Y.shape[1]], X.dtype, backend, random_state)
         else:
             self._load_model(backend)
+        self._invalidate_host_weights()  # the model holds the weights until training ends
 
         model = self._model
-        if self.solver in _STOCHASTIC_SOLVERS:
-            if not resume and (not incremental or not hasattr(self, "_optimizer")):
-                self._optimizer = self._make_optimizer(model)
-            if self.verbose:
-                from .progress import ProgressBar
+        self._training = True
+        try:
+            if self.solver in _STOCHASTIC_SOLVERS:
+                if not resume and (not incremental or not hasattr(self, "_optimizer")):
+                    self._optimizer = self._make_optimizer(model)
+                if self.verbose:
+                    from .progress import ProgressBar
 
-                callbacks.append(ProgressBar(total=1 if incremental else self.max_iter))
-            try:
-                fit_stochastic(self, model, self._optimizer, X, Y, sample_weight, random_state,
-                               incremental, callbacks, resume=resume)
-            finally:
-                for cb in callbacks:
-                    getattr(cb, "close", lambda: None)()
-                self._publish_weights()
-                if not incremental:  # partial_fit keeps them for the next call
-                    model.release_buffers()
-        else:
-            try:
+                    callbacks.append(ProgressBar(total=1 if incremental else self.max_iter))
+                try:
+                    fit_stochastic(self, model, self._optimizer, X, Y, sample_weight, random_state,
+                                   incremental, callbacks, resume=resume)
+                finally:
+                    for cb in callbacks:
+                        getattr(cb, "close", lambda: None)()
+                    if not incremental:  # partial_fit keeps them for the next call
+                        model.release_buffers()
+            else:
                 fit_lbfgs(self, model, X, Y, sample_weight)
-            finally:
-                self._publish_weights()
+        finally:
+            self._training = False
         return self
 
     def _initialize(self, Y, layer_units, dtype, backend: Backend, random_state) -> None:
@@ -227,18 +228,66 @@ class _BaseMLP(BaseEstimator):
         return Adam(model.backend, model.params, self.learning_rate_init,
                     self.beta_1, self.beta_2, self.epsilon)
 
+    # -- weights: the model's buffer holds them; coefs_/intercepts_ are read from it ------
+    @property
+    def coefs_(self) -> list:
+        """Weight matrices, one per layer (NumPy arrays: views of the model's buffer on the
+        CPU, a copy fetched from the GPU when first read after training)."""
+        return self._host_weights()[0]
+
+    @coefs_.setter
+    def coefs_(self, coefs: list) -> None:
+        self._hand_in_weights(list(coefs), self._host_weights()[1])
+
+    @property
+    def intercepts_(self) -> list:
+        """Bias vectors, one per layer (NumPy arrays, as ``coefs_``)."""
+        return self._host_weights()[1]
+
+    @intercepts_.setter
+    def intercepts_(self, intercepts: list) -> None:
+        self._hand_in_weights(self._host_weights()[0], list(intercepts))
+
+    def _host_weights(self) -> tuple[list, list]:
+        """``coefs_`` and ``intercepts_``, fetched from the model once after each training.
+
+        Fetched only when read, so a stream of ``partial_fit`` calls or predictions on the
+        GPU moves no weights between host and device. Once handed out they may be edited
+        in place, and ``_load_model`` copies them back before the model is used again.
+        Read during training (from a callback), they are the weights of that moment, and
+        on the GPU a copy whose edits training does not see.
+        """
+        if self.__dict__.get("_host_coefs") is not None:
+            return self._host_coefs, self._host_intercepts
+        if "_model" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__} has no weights before fit.")
+        weights = self._model.host_weights()
+        if not self.__dict__.get("_training"):
+            self._host_coefs, self._host_intercepts = weights
+        return weights
+
+    def _hand_in_weights(self, coefs: list, intercepts: list) -> None:
+        if self.__dict__.get("_training"):
+            raise RuntimeError("coefs_ and intercepts_ cannot be assigned during training; "
+                               "assign them before fit (with warm_start=True) or after it.")
+        self._host_coefs, self._host_intercepts = coefs, intercepts
+
+    def _invalidate_host_weights(self) -> None:
+        """The model's weights are the ones to use: fetch them again when read."""
+        self._host_coefs = self._host_intercepts = None
+
     def _load_model(self, backend: Backend) -> None:
-        """Bring the model onto ``backend`` with the (possibly user-edited) ``coefs_``."""
+        """Bring the model onto ``backend`` with the ``coefs_``/``intercepts_`` handed out
+        (and possibly edited); nothing moves when they were not read since training."""
         model = self._model
         if model.backend is not backend:
+            weights = self._host_weights()
             model = MLP(model.layer_units, model.activation, model.output, backend, model.dtype)
             self.__dict__.pop("_optimizer", None)
             self._model = model
-        model.set_weights(self.coefs_, self.intercepts_)
-
-    def _publish_weights(self) -> None:
-        """Expose the weights as ``coefs_``/``intercepts_`` (NumPy views on the CPU backend)."""
-        self.coefs_, self.intercepts_ = self._model.host_weights()
+            model.set_weights(*weights)
+        elif self.__dict__.get("_host_coefs") is not None:
+            model.set_weights(self._host_coefs, self._host_intercepts)
 
     def _resolve_dtype(self, incremental_fit: bool):
         """The float dtypes X may be converted to, as scikit-learn's ``validate_data`` takes them."""

@@ -38,6 +38,7 @@ class ModelFileError(ValueError):
 # -- estimator <-> (meta, arrays) ------------------------------------------------------
 def estimator_state(est) -> tuple[dict, dict[str, np.ndarray]]:
     """Everything needed to rebuild ``est`` exactly: JSON-able metadata and host arrays."""
+    est._load_model(est._model.backend)  # edits made to coefs_ since training are saved too
     model = est._model
     be = model.backend
     params = est.get_params()
@@ -134,7 +135,7 @@ def restore_estimator(meta: dict, arrays: dict[str, np.ndarray], backend=None):
     if "sample_idx" in arrays:
         est._sample_idx = arrays["sample_idx"]
     est._split = (arrays.get("train_idx"), arrays.get("val_idx"))
-    est._publish_weights()
+    est._invalidate_host_weights()
     return est
 
 

@@ -22,7 +22,7 @@ else
   PY=.venv-gpu/bin/python
 fi
 declare -A status
-tests="tests/test_backend_conformance.py tests/test_gradients.py tests/test_numerical_safety.py tests/test_cross_backend.py tests/test_device_input.py tests/test_backend_selection.py"
+tests="tests/test_backend_conformance.py tests/test_gradients.py tests/test_numerical_safety.py tests/test_cross_backend.py tests/test_device_input.py tests/test_backend_selection.py tests/test_host_weights.py"
 $PY -c "import gpunn, json; print(json.dumps(gpunn.info(), indent=1, default=str))"
 GPUNN_BACKEND=cupy $PY -m pytest -q -k "cupy and not standin" $tests; status[tests]=$?
 if command -v compute-sanitizer >/dev/null; then
