@@ -54,8 +54,6 @@ _ELEMENTWISE_FLOAT32 = {"bias_halve": (3, 2), "half_plus_half": (1, 2)}
 STALE_DAYS = 30
 #: how many (op, arrays) pointer lists CpuKernels keeps before starting afresh
 _CACHE_ENTRIES = 64
-#: elementwise ops on fewer elements stay in NumPy: fetching pointers costs ~1 us each
-ELEMENTWISE_MIN_SIZE = 1 << 14
 
 
 class CpuKernels:
@@ -183,7 +181,7 @@ class CpuKernels:
         shift = self._functions.get(("sub_row_max", z.dtype))
         scale = self._functions.get(("div_row_sum", z.dtype))
         pointers = shift and scale and self._pointers("softmax", (z, out), lambda: _elementwise_ok(
-            z, like_x=(out,), min_size=1))
+            z, like_x=(out,)))
         if not pointers:
             return False
         shift(*pointers, *z.shape)
@@ -220,11 +218,11 @@ class CpuKernels:
                hyper.grad_scale, acc, hyper.penalty_scale)
 
 
-def _elementwise_ok(x: np.ndarray, like_x: tuple = (), like_row: tuple = (),
-                    min_size: int = ELEMENTWISE_MIN_SIZE) -> bool:
-    """Large enough to be worth a call; every array contiguous and of x's dtype; those of
-    ``like_x`` shaped like the 2-D x, those of ``like_row`` like one of its rows (a bias)."""
-    if x.size < min_size or x.ndim != 2:
+def _elementwise_ok(x: np.ndarray, like_x: tuple = (), like_row: tuple = ()) -> bool:
+    """Not empty; every array contiguous and of x's dtype; those of ``like_x`` shaped like
+    the 2-D x, those of ``like_row`` like one of its rows (a bias). (Whether a call is
+    worth making for so few elements is the caller's choice.)"""
+    if x.ndim != 2 or x.size == 0:
         return False
     shaped = [(a, x.shape) for a in (x, *like_x)] + [(a, x.shape[1:]) for a in like_row]
     return all(isinstance(a, np.ndarray) and a.dtype == x.dtype and a.flags.c_contiguous

@@ -11,8 +11,7 @@ from scipy.special import expit
 
 from gpunn import cpu_kernels
 from gpunn.backends import NumpyBackend, UpdateHyper
-from gpunn.backends.numpy_backend import TANH_LOGISTIC_MIN_SIZE
-from gpunn.cpu_kernels import ELEMENTWISE_MIN_SIZE
+from gpunn.backends.numpy_backend import BIAS_ACT_MIN_SIZE, TAKE_ROWS_MIN_SIZE, TANH_LOGISTIC_MIN_SIZE
 
 needs_compiler = pytest.mark.skipif(
     cpu_kernels.load()[0] is None, reason=f"no compiled CPU kernels here: {cpu_kernels.load()[1]}")
@@ -153,16 +152,16 @@ def test_pointer_cache_forgets_freed_buffers():
 
 @needs_compiler
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows", [ELEMENTWISE_MIN_SIZE // 64, ELEMENTWISE_MIN_SIZE // 64 - 1, 1000])
+@pytest.mark.parametrize("rows", [1, 15, 16, 127, 128, 1000])  # x 64: across each threshold
 @pytest.mark.parametrize("activation", ["relu", "identity", "logistic", "tanh"])
 def test_compiled_bias_act_and_grad_are_bitwise_equal_to_numpy(dtype, rows, activation):
-    """Above the size threshold bias + identity, bias + ReLU and the float32 bias +
-    logistic run compiled, and the gradients of ReLU, logistic and tanh; the rest stays
-    in NumPy."""
+    """From its size threshold on (``BIAS_ACT_MIN_SIZE``) bias + identity, bias + ReLU and
+    the float32 bias + logistic run compiled, and the gradients of ReLU, logistic and tanh
+    at every size; the rest stays in NumPy. Either way the numbers are the same."""
     rng = np.random.RandomState(0)
     z = rng.normal(size=(rows, 64)).astype(dtype)
-    z[1, 2], z[2, 3] = np.nan, -0.0  # NaN must propagate on both paths, as np.maximum does
-    z[3, :3] = [-200.0, 200.0, np.inf]  # saturated logistic units
+    z[0, 2], z[0, 3] = np.nan, -0.0  # NaN must propagate on both paths, as np.maximum does
+    z[-1, :3] = [-200.0, 200.0, np.inf]  # saturated logistic units
     bias = rng.normal(size=64).astype(dtype)
     bias[3] = 0.0
     delta = rng.normal(size=(rows, 64)).astype(dtype)
@@ -181,12 +180,27 @@ def test_compiled_bias_act_and_grad_are_bitwise_equal_to_numpy(dtype, rows, acti
     np.testing.assert_array_equal(results[0][0], results[0][1])
     np.testing.assert_array_equal(results[0][4], results[0][5])  # fused sums == col_sum's
     compiled = cpu_kernels.load()[0]
-    large = z.size >= ELEMENTWISE_MIN_SIZE
-    assert compiled.bias_act(z, bias, activation, np.empty_like(z)) == (large and (
-        activation in ("relu", "identity") or (activation, dtype) == ("logistic", np.float32)))
-    assert compiled.act_grad(delta.copy(), z, activation) == (large and activation != "identity")
-    assert compiled.act_grad(delta.copy(), z, activation, np.empty(64, dtype)) == (
-        large and activation != "identity")
+    has_bias_kernel = activation in ("relu", "identity") or (activation, dtype) == (
+        "logistic", np.float32)
+    assert compiled.bias_act(z, bias, activation, np.empty_like(z)) == has_bias_kernel
+    assert (activation in BIAS_ACT_MIN_SIZE) == (activation in ("relu", "identity", "logistic"))
+    has_grad_kernel = activation != "identity"
+    assert compiled.act_grad(delta.copy(), z, activation) == has_grad_kernel
+    assert compiled.act_grad(delta.copy(), z, activation, np.empty(64, dtype)) == has_grad_kernel
+
+
+@needs_compiler
+def test_compiled_elementwise_ops_leave_empty_arrays_to_numpy():
+    compiled = cpu_kernels.load()[0]
+    for shape in [(0, 4), (4, 0)]:
+        z = np.zeros(shape, np.float32)
+        assert not compiled.act_grad(z, z, "relu", np.zeros(shape[1], np.float32))
+        assert not compiled.softmax(z, np.empty_like(z))
+        assert not compiled.bias_act(z, np.zeros(shape[1], np.float32), "relu", np.empty_like(z))
+    backend = NumpyBackend()
+    sums = np.full(3, 7.0, np.float32)
+    backend.act_grad(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), "relu", sums)
+    np.testing.assert_array_equal(sums, 0)  # no rows: the bias gradient is zero
 
 
 @needs_compiler
@@ -327,7 +341,7 @@ def test_models_trained_in_threads_side_by_side_equal_sequential_ones():
 @pytest.mark.parametrize("n_cols", [100, 3, 16])  # rows in and out of whole 64-byte lines
 def test_compiled_row_gather_equals_numpy_take(dtype, n_cols):
     x = np.random.RandomState(0).normal(size=(500, n_cols)).astype(dtype)
-    n_idx = 8 * (ELEMENTWISE_MIN_SIZE // n_cols // 8 + 1) + 5  # groups of eight, a tail of 5
+    n_idx = 8 * (TAKE_ROWS_MIN_SIZE // n_cols // 8 + 1) + 5  # groups of eight, a tail of 5
     idx = np.random.RandomState(1).randint(-500, 500, size=n_idx)
     idx[:3] = [499, -500, 0]  # both ends, from the end too, and repeats below
     idx[-2:] = idx[5]
@@ -342,7 +356,7 @@ def test_compiled_row_gather_equals_numpy_take(dtype, n_cols):
 @pytest.mark.parametrize("bad", [500, -501])
 def test_compiled_row_gather_refuses_an_index_out_of_range_before_writing(bad):
     x = np.ones((500, 100))
-    idx = np.zeros(ELEMENTWISE_MIN_SIZE // 100 + 1, np.int64)
+    idx = np.zeros(TAKE_ROWS_MIN_SIZE // 100 + 1, np.int64)
     idx[-1] = bad
     out = np.zeros((len(idx), 100))
     with pytest.raises(IndexError, match=f"index {bad} is out of bounds for axis 0 with size 500"):
@@ -362,4 +376,4 @@ def test_compiled_row_gather_leaves_what_it_cannot_take_to_numpy():
     assert not compiled.take_rows(x, idx[:100], out)  # lengths differ
     assert not compiled.take_rows(x.astype(np.float64), idx, out)  # dtypes differ
     assert not compiled.take_rows(np.ones((500, 200), np.float32)[:, ::2], idx, out)  # strided
-    assert not compiled.take_rows(x, idx[:10], out[:10])  # too small to be worth a call
+    assert not compiled.take_rows(x, idx[:0], out[:0])  # nothing to gather
