@@ -35,6 +35,7 @@ from .backends import get_backend
 from .backends.base import Backend
 from .mlp import MLP
 from .optim import SGD, Adam
+from .rollback import CallRollback
 from .schedules import LearningRateSchedule
 from .trainer import fit_lbfgs, fit_stochastic
 
@@ -147,6 +148,11 @@ class _BaseMLP(BaseEstimator):
                     setattr(self, key, restored.__dict__[key])
 
     def _fit(self, X, y, sample_weight, incremental: bool, resume: bool = False):
+        """``_train``; if it raises (bad input, divergence), the estimator is as before."""
+        with CallRollback(self):
+            return self._train(X, y, sample_weight, incremental, resume)
+
+    def _train(self, X, y, sample_weight, incremental: bool, resume: bool):
         hidden = self.hidden_layer_sizes
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         if any(h <= 0 for h in hidden):
@@ -237,7 +243,7 @@ class _BaseMLP(BaseEstimator):
 
     @coefs_.setter
     def coefs_(self, coefs: list) -> None:
-        self._hand_in_weights(list(coefs), self._host_weights()[1])
+        self._hand_in_weights(coefs, self._host_weights()[1])
 
     @property
     def intercepts_(self) -> list:
@@ -246,7 +252,7 @@ class _BaseMLP(BaseEstimator):
 
     @intercepts_.setter
     def intercepts_(self, intercepts: list) -> None:
-        self._hand_in_weights(self._host_weights()[0], list(intercepts))
+        self._hand_in_weights(self._host_weights()[0], intercepts)
 
     def _host_weights(self) -> tuple[list, list]:
         """``coefs_`` and ``intercepts_``, fetched from the model once after each training.
@@ -266,11 +272,16 @@ class _BaseMLP(BaseEstimator):
             self._host_coefs, self._host_intercepts = weights
         return weights
 
-    def _hand_in_weights(self, coefs: list, intercepts: list) -> None:
+    def _hand_in_weights(self, coefs, intercepts) -> None:
+        """Assigned weights, checked now (count, shapes, real numbers), used from the next call."""
         if self.__dict__.get("_training"):
             raise RuntimeError("coefs_ and intercepts_ cannot be assigned during training; "
                                "assign them before fit (with warm_start=True) or after it.")
-        self._host_coefs, self._host_intercepts = coefs, intercepts
+        model = self._model
+        self._host_coefs, self._host_intercepts = (
+            _checked_weights(name, arrays, [w.shape for w in layers], model.backend)
+            for name, arrays, layers in (("coefs_", coefs, model.coefs),
+                                         ("intercepts_", intercepts, model.intercepts)))
 
     def _invalidate_host_weights(self) -> None:
         """The model's weights are the ones to use: fetch them again when read."""
@@ -373,6 +384,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
 
     _is_classifier = True
+    loss = "log_loss"  # scikit-learn's classifier has this attribute, fixed to its one loss
 
     def __init__(
         self,
@@ -416,6 +428,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                             dtype=self._resolve_dtype(not reset and hasattr(self, "_model")))
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        _check_one_label_type(y)
         if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -489,13 +502,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         The training buffers stay allocated for the next call (``fit`` frees them)."""
         self._validate_params()
         y = _host(y, get_backend(self.backend))  # labels are read on the host below
-        if _check_partial_fit_first_call(self, classes):
-            self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
-        return self._fit(X, y, sample_weight, incremental=True)
+        with CallRollback(self):  # a bad first call must not keep its classes
+            if _check_partial_fit_first_call(self, classes):
+                self._label_binarizer = LabelBinarizer()
+                if type_of_target(y).startswith("multilabel"):
+                    self._label_binarizer.fit(y)
+                else:
+                    self._label_binarizer.fit(classes)
+            return self._train(X, y, sample_weight, incremental=True, resume=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -509,7 +523,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Optimizes the half squared error (``loss="squared_error"``, identity output) or the
     half Poisson deviance (``loss="poisson"``, exponential output; needs ``y >= 0``).
     Parameters and attributes are scikit-learn's plus gpunn's ``backend``, ``dtype``,
-    ``callbacks`` and ``batch_size="full"``. scikit-learn's quirk is kept: the reported
+    ``callbacks``, ``batch_size="full"`` and ``validation_loss_curve_``. scikit-learn's
+    quirk is kept: the reported
     squared-error loss is averaged over the outputs while its gradient is not.
 
     Examples
@@ -572,6 +587,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("loss='poisson' needs non-negative targets; y has negative values.")
         Y = np.ascontiguousarray(y.reshape(len(y), -1), dtype=X.dtype)
+        if not reset and Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} output(s), but this {type(self).__name__} was "
+                             f"fitted with {self.n_outputs_}; fit anew for another number.")
         return X, Y
 
     def _decode_targets(self, Y: np.ndarray):
@@ -634,6 +652,16 @@ def _has_unseen_labels(y, positions: np.ndarray | None, classes: np.ndarray) -> 
     return len(np.setdiff1d(unique_labels(y), classes, assume_unique=True)) > 0
 
 
+def _check_one_label_type(y: np.ndarray) -> None:
+    """Labels of an object array: strings only, or no strings; never None. (NumPy cannot
+    sort 1 and "a" together, and fails deep inside ``np.unique`` otherwise.)"""
+    if y.dtype == object:
+        kinds = {type(label).__name__ for label in y.ravel()}
+        if ("str" in kinds and len(kinds) > 1) or "NoneType" in kinds:
+            raise ValueError(f"y mixes label types ({', '.join(sorted(kinds))}): use labels of "
+                             "one type, e.g. all strings or all numbers.")
+
+
 def _one_hot(positions: np.ndarray, n_classes: int, dtype) -> np.ndarray:
     """``LabelBinarizer.transform``'s encoding from class positions: one column per class,
     or a single 0/1 column for two classes."""
@@ -647,6 +675,22 @@ def _one_hot(positions: np.ndarray, n_classes: int, dtype) -> np.ndarray:
 def _host(x, backend: Backend):
     """``x`` on the host: device arrays are copied there (used for y and weights, never X)."""
     return backend.to_numpy(x) if backend.holds(x) else x
+
+
+def _checked_weights(name: str, arrays, shapes: list[tuple], backend: Backend) -> list[np.ndarray]:
+    """``arrays`` as NumPy arrays, one of each of ``shapes``, of real numbers; else ValueError."""
+    if isinstance(arrays, (str, bytes)) or not hasattr(arrays, "__len__"):
+        raise ValueError(f"{name} must be a list of {len(shapes)} arrays; got {type(arrays).__name__}.")
+    if len(arrays) != len(shapes):
+        raise ValueError(f"{name} must hold {len(shapes)} arrays, one per layer; got {len(arrays)}.")
+    checked = []
+    for i, (array, shape) in enumerate(zip(arrays, shapes)):
+        array = np.asarray(_host(array, backend))
+        if array.dtype.kind not in "biuf" or array.shape != tuple(shape):
+            raise ValueError(f"{name}[{i}] must be a real array of shape {tuple(shape)}; got "
+                             f"shape {array.shape} and dtype {array.dtype}.")
+        checked.append(array)
+    return checked
 
 
 def _host_shape_of(X, backend: Backend):
@@ -669,6 +713,8 @@ def _device_X(est, X, backend: Backend, reset: bool, dtype):
     if 0 in X.shape:
         raise ValueError(f"Found array with shape {X.shape}: at least one sample and one "
                          "feature are required.")
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: X has dtype {X.dtype}.")
     allowed = [np.dtype(d) for d in (dtype if isinstance(dtype, tuple) else (dtype,))]
     if reset:
         est.n_features_in_ = X.shape[1]

@@ -26,7 +26,7 @@ from .mlp import MLP, Workspace
 
 
 class DivergenceError(ValueError):
-    """Training produced a non-finite loss; the model keeps its last finite weights."""
+    """Training produced a non-finite loss; the estimator is left as it was before the call."""
 
 
 def resolve_batch_size(batch_size: Any, n_samples: int) -> int:
@@ -125,7 +125,6 @@ def fit_stochastic(
         sw_buf = None if sw_dev is None else model.buffer("sample_weight", (batch_size,))
     workspace = model.workspace(batch_size)
     acc = model.buffer("acc", (1,), np.float64)
-    last_good = model.buffer("last_good", (model.n_params,))
     alpha = float(est.alpha)
 
     if not resume:
@@ -144,7 +143,6 @@ def fit_stochastic(
             batch_weights = [min(batch_size, n_train - s) for s in starts]
         else:
             batch_weights = np.add.reduceat(sample_weight[order], list(starts)).tolist()
-        last_good[...] = model.params
         acc[0] = 0
         tic = time.perf_counter()
         for start, weight in zip(starts, batch_weights):
@@ -169,10 +167,9 @@ def fit_stochastic(
         seconds = time.perf_counter() - tic
 
         if not np.isfinite(loss):
-            model.params[...] = last_good
             raise DivergenceError(
                 f"Training diverged in epoch {est.n_iter_ + 1}: the loss became {loss}. "
-                f"The model keeps the weights of the last finite epoch. Lower "
+                f"The estimator is left as it was before this call. Lower "
                 f"learning_rate_init (now {est.learning_rate_init}) or scale the features."
             )
         est.n_iter_ += 1

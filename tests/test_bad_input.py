@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import gpunn
 from gpunn import MLPClassifier as C
@@ -46,6 +46,10 @@ CASES = [
     ("string y for regression", lambda: R(backend="numpy").fit(X, np.array(["a"] * 30)), ValueError, "could not convert|numeric"),
     ("y wrong length", lambda: C(backend="numpy").fit(X, y[:-1]), ValueError, "inconsistent numbers of samples: \\[30, 29\\]"),
     ("single class", lambda: C(backend="numpy").fit(X, np.zeros(30)), ValueError, "only one class"),
+    ("labels of mixed types", lambda: C(backend="numpy").fit(X, np.array([1, "a", 2] * 10, dtype=object)), ValueError, "y mixes label types \\(int, str\\)"),
+    ("None among labels", lambda: C(backend="numpy").fit(X, np.array([1, None, 2] * 10, dtype=object)), ValueError, "y mixes label types"),
+    ("regression y with fewer outputs", lambda: R(backend="numpy", max_iter=2).fit(X, np.c_[yr, yr]).partial_fit(X, yr), ValueError, "y has 1 output\\(s\\), but this MLPRegressor was fitted with 2"),
+    ("regression y with more outputs", lambda: R(backend="numpy", max_iter=2, warm_start=True).fit(X, yr).fit(X, np.c_[yr, yr]), ValueError, "y has 2 output"),
     ("unseen label in partial_fit", lambda: fitted(solver="sgd").partial_fit(X, y + 5), ValueError, "classes not in `self.classes_`"),
     ("unseen label between classes", lambda: C(backend="numpy").partial_fit(X, 2 * y, classes=[0, 2, 4]).partial_fit(X, np.where(y == 1, 3, 0)), ValueError, "classes not in .*'y' has \\[0 3\\]"),
     ("unseen label below classes", lambda: fitted(solver="sgd").partial_fit(X, (y - 1).astype(np.int32)), ValueError, "classes not in `self.classes_`"),
@@ -116,14 +120,75 @@ def test_accepted_inputs_lists_and_dataframes():
     assert bool_X.coefs_[0].dtype == np.float64
 
 
-def test_failed_fit_keeps_the_previous_model():
-    est = fitted()
-    before = [c.copy() for c in est.coefs_]
-    with pytest.raises(ValueError):
-        est.fit(with_value(np.nan), y)
-    for a, b in zip(before, est.coefs_):
+def _state(est):
+    """What a user sees of a fitted estimator: its fitted attributes and predictions."""
+    return ([w.copy() for w in est.coefs_ + est.intercepts_], est.n_iter_, list(est.loss_curve_),
+            est.n_features_in_, est.predict(X).tolist())
+
+
+def _wider(value=np.nan):
+    wide = np.hstack([X, X])
+    wide[0, 0] = value
+    return wide
+
+
+# (id, estimator factory, the failing call on it): each must leave the estimator unchanged
+FAILING_CALLS = [
+    ("NaN in wider X", fitted, lambda e: e.fit(_wider(), y)),
+    ("NaN in X with new labels", fitted, lambda e: e.fit(with_value(np.nan), y + 10)),
+    ("bad sample_weight with wider X", fitted, lambda e: e.fit(_wider(0.0), y, sample_weight=np.ones(3))),
+    ("negative sample_weight with new labels", fitted, lambda e: e.fit(X, y + 10, sample_weight=-np.ones(30))),
+    ("single class", fitted, lambda e: e.fit(X, np.zeros(30))),
+    ("continuous labels", fitted, lambda e: e.fit(X, yr)),
+    ("multilabel-indicator y", fitted, lambda e: e.fit(X, np.c_[y, y])),
+    ("validation split too small", fitted,
+     lambda e: e.set_params(early_stopping=True, validation_fraction=0.01).fit(X, y)),
+    ("refit diverges", lambda: fitted(R, solver="sgd"),
+     lambda e: e.set_params(learning_rate_init=1e30, max_iter=5).fit(X * 100, yr * 1e6)),
+    ("warm start diverges after good epochs", lambda: fitted(R, solver="sgd", warm_start=True),
+     lambda e: e.set_params(learning_rate_init=1e30, max_iter=5).fit(X * 100, yr * 1e6)),
+    ("partial_fit diverges", lambda: fitted(R, solver="sgd"), lambda e: e.partial_fit(X * 1e100, yr)),
+    ("partial_fit with NaN", lambda: fitted(solver="adam"), lambda e: e.partial_fit(with_value(np.nan), y)),
+]
+
+
+@pytest.mark.parametrize("make, call", [c[1:] for c in FAILING_CALLS], ids=[c[0] for c in FAILING_CALLS])
+def test_a_failing_call_leaves_the_estimator_as_it_was(make, call):
+    est = make()
+    before = _state(est)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError):
+            call(est)
+    after = _state(est)
+    for a, b in zip(before[0], after[0]):
         np.testing.assert_array_equal(a, b)
-    est.predict(X)
+    assert before[1:] == after[1:]
+
+
+def test_training_goes_on_normally_after_a_diverged_partial_fit():
+    """The optimizer's state is restored too: its NaN momentum would diverge every later call."""
+    est, twin = fitted(R, solver="sgd", random_state=0), fitted(R, solver="sgd", random_state=0)
+    with pytest.raises(gpunn.DivergenceError, match="left as it was before this call"):
+        est.partial_fit(X * 1e100, yr)
+    est.partial_fit(X, yr)
+    twin.partial_fit(X, yr)
+    for a, b in zip(est.coefs_, twin.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_failed_first_call_leaves_an_unfitted_estimator_that_can_be_retried():
+    est = C(hidden_layer_sizes=(4,), max_iter=2, backend="numpy")
+    with pytest.raises(ValueError, match="contains NaN"):
+        est.fit(with_value(np.nan), y)
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        est.predict(X)
+    with pytest.raises(ValueError):
+        est.partial_fit(X, y, classes=[0])  # a typo in classes...
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.partial_fit(X, y, classes=[0, 1, 2])  # ...is corrected on the next call
+    assert list(est.classes_) == [0, 1, 2]
 
 
 def test_large_values_below_the_limit_are_accepted():

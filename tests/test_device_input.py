@@ -114,6 +114,7 @@ def test_device_X_of_other_dtypes_is_converted_on_the_device(device):
     (lambda X, y: (X[:, 0], y), "Expected a 2D array"),
     (lambda X, y: (X[:0], y[:0]), "at least one sample"),
     (lambda X, y: (X, y[:-1]), "inconsistent numbers of samples"),
+    (lambda X, y: (X + 1j, y), "Complex data not supported"),
 ])
 def test_bad_device_input_is_refused_clearly(device, make_bad, message):
     X, y = _data()
@@ -130,6 +131,8 @@ def test_prediction_checks_device_input(device):
         clf.predict(device.asarray(X[:, :5]))
     with pytest.raises(ValueError, match="NaN or infinity"):
         clf.predict(device.asarray(np.full_like(X, np.nan)))
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        clf.predict(device.asarray(X + 1j))
 
 
 def test_a_gpu_array_given_to_the_numpy_backend_is_refused_clearly():

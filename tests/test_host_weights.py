@@ -102,9 +102,24 @@ def test_assigned_weights_replace_the_model_s(backend, data):
     est.coefs_ = [np.zeros_like(W) for W in est.coefs_]
     est.intercepts_ = [np.zeros_like(b) for b in est.intercepts_[:-1]] + [np.array([0., 0, 5])]
     assert (est.predict(X) == est.classes_[2]).all()
-    with pytest.raises(ValueError, match="does not fit a layer"):
-        est.coefs_ = [np.zeros((2, 2))] + est.coefs_[1:]
-        est.predict(X)
+
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("coefs_", lambda e: [np.zeros((2, 2))] + e.coefs_[1:], r"coefs_\[0\] must be a real array of shape \(5, 6\); got shape \(2, 2\)"),
+    ("coefs_", lambda e: e.coefs_[:1], "coefs_ must hold 2 arrays, one per layer; got 1"),
+    ("intercepts_", lambda e: e.intercepts_[:1], "intercepts_ must hold 2 arrays"),
+    ("intercepts_", lambda e: [b.astype(str) for b in e.intercepts_], "must be a real array.*dtype <U"),
+    ("coefs_", lambda e: [w + 1j for w in e.coefs_], "must be a real array.*complex"),
+    ("coefs_", lambda e: "weights", "must be a list of 2 arrays; got str"),
+])
+def test_bad_assigned_weights_are_refused_and_change_nothing(backend, data, name, value, message):
+    X, y = data
+    est = _fit(_classifier(backend), X, y)
+    before = est.predict_proba(X)
+    with pytest.raises(ValueError, match=message):
+        setattr(est, name, value(est))
+    np.testing.assert_array_equal(est.predict_proba(X), before)
 
 
 def test_unfitted_estimator_has_no_weights():
