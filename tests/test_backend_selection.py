@@ -19,6 +19,18 @@ def test_environment_variable_chooses(monkeypatch):
     monkeypatch.setenv("GPUNN_BACKEND", "numpy")
     assert gpunn.get_backend().name == "numpy"
     assert gpunn.info()["backend"] == "numpy"
+    assert gpunn.info()["reason"] == "set by GPUNN_BACKEND"
+    assert gpunn.get_backend("numpy").name == "numpy"  # a name given in code wins
+
+
+def test_environment_variable_moves_estimators_left_on_auto(monkeypatch):
+    monkeypatch.setenv("GPUNN_BACKEND", "numpy")
+    clf = gpunn.MLPClassifier((3,), max_iter=1).fit([[0.0], [1.0]], [0, 1])
+    assert clf._model.backend.name == "numpy"
+    if not cupy_status()[0]:
+        monkeypatch.setenv("GPUNN_BACKEND", "cupy")
+        with pytest.raises(BackendUnavailableError, match="Unset GPUNN_BACKEND or set it to 'numpy'"):
+            gpunn.MLPClassifier((3,), max_iter=1).fit([[0.0], [1.0]], [0, 1])
 
 
 def test_auto_never_raises_and_explains_itself(monkeypatch):

@@ -60,31 +60,35 @@ def get_backend(name: str | Backend | None = None) -> Backend:
     Parameters
     ----------
     name : {"auto", "numpy", "cupy"}, Backend instance or None
-        None reads the ``GPUNN_BACKEND`` environment variable (default ``"auto"``).
-        ``"auto"`` picks CuPy when it imports and sees a CUDA device, else NumPy.
-        Asking for ``"cupy"`` where it cannot run raises ``BackendUnavailableError``
-        saying why and how to fix it.
+        ``"auto"`` (and None) follow the ``GPUNN_BACKEND`` environment variable where it
+        is set, so that one variable moves every estimator left on ``"auto"``; else they
+        pick CuPy when it imports and sees a CUDA device, and NumPy otherwise. Asking for
+        ``"cupy"`` where it cannot run raises ``BackendUnavailableError`` saying why and
+        how to fix it.
     """
     if isinstance(name, Backend):
         return name
-    requested = name if name is not None else os.environ.get(ENV_VAR, "auto")
+    requested, source = ("auto" if name is None else name), "backend"
+    if str(requested).strip().lower() == "auto" and os.environ.get(ENV_VAR, "").strip():
+        requested, source = os.environ[ENV_VAR], f"environment variable {ENV_VAR}"
     key = str(requested).strip().lower()
     if key not in BACKEND_NAMES:
-        source = f"environment variable {ENV_VAR}" if name is None else "backend"
         raise ValueError(
             f"Unknown {source} {requested!r}; expected one of {', '.join(BACKEND_NAMES)}."
         )
+    asked = "asked for by name" if source == "backend" else f"set by {ENV_VAR}"
     if key == "numpy":
-        _last_choice.update(name="numpy", reason="asked for by name")
+        _last_choice.update(name="numpy", reason=asked)
         return _make("numpy")
     ok, why = cupy_status()
     if key == "cupy":
         if not ok:
+            fix = (f"Unset {ENV_VAR} or set it to 'numpy'" if source != "backend"
+                   else "Use backend='numpy' (or 'auto')")
             raise BackendUnavailableError(
-                f"The 'cupy' backend cannot run here: {why}. "
-                "Use backend='numpy' (or 'auto') to train on the CPU."
+                f"The 'cupy' backend cannot run here: {why}. {fix} to train on the CPU."
             )
-        _last_choice.update(name="cupy", reason=f"asked for by name; {why}")
+        _last_choice.update(name="cupy", reason=f"{asked}; {why}")
         return _make("cupy")
     if ok:
         try:
