@@ -1,8 +1,8 @@
 """Forward propagation in matrix form, step by step (notes 1.4), checked against gpunn.
 
-z1 = x W1, a1 = sigma(z1), z2 = a1 W2, a2 = sigma(z2), z3 = a2 W3, y_hat = softmax(z3),
-for 3 inputs and two hidden layers of 4 units (W1 is 3 x 4, as in the notes). The same
-equations work for one example (a row) or many stacked into X.
+z1 = x W1 + b1, a1 = sigma(z1), z2 = a1 W2 + b2, a2 = sigma(z2), z3 = a2 W3 + b3,
+y_hat = softmax(z3), for 3 inputs and two hidden layers of 4 units (W1 is 3 x 4, as in
+the notes). The same equations work for one example (a row) or many stacked into X.
 Usage: python examples/forward_propagation.py [OUT_DIR]
 """
 

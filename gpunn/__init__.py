@@ -9,8 +9,10 @@ Swap the import and keep your code::
 The same model scikit-learn would give (same parameters, same ``random_state``), trained
 on an NVIDIA GPU through CuPy when one is present, else on the CPU through NumPy.
 ``gpunn.info()`` says which backend runs and why; ``backend="numpy" | "cupy" | "auto"``
-(or the ``GPUNN_BACKEND`` environment variable) chooses. CuPy arrays are taken where
-they are: ``fit`` on one makes no host copy, and ``predict`` on one returns one. On the
+chooses (``GPUNN_BACKEND`` in the environment moves every estimator left on "auto").
+A call that raises (bad input, a diverging run) leaves the estimator as it was. CuPy
+arrays are taken where they are: ``fit`` on one makes no host copy, and ``predict`` on
+one returns one. On the
 CPU, what NumPy cannot fuse (the optimizer step, bias + ReLU) runs compiled for your CPU
 at first use when a C++ compiler is present (``GPUNN_CPU_KERNELS=0`` turns that off).
 

@@ -11,7 +11,8 @@ Where NumPy cannot fuse, the same operations compiled for this CPU take over
 the activation gradients (one pass instead of two or three, the bias gradient summed in
 the same pass), bias + logistic around NumPy's tanh (three calls instead of five), the
 gather of a batch's rows, and softmax's row maximum and row sum (NumPy reduces one row
-per call). They agree with the NumPy code below bitwise; where nothing can be compiled,
+per call). They agree with the NumPy code below bitwise (the loss's L2 term, summed in
+the optimizer's pass, to rounding); where nothing can be compiled,
 that code runs.
 """
 
