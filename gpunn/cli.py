@@ -1,7 +1,8 @@
 """The ``gpunn`` command: train, predict, evaluate, info, bench.
 
-User mistakes (a missing file, a bad column, a bad option value, a model file that does
-not load) end in one line on stderr and exit status 2, never a traceback.
+User mistakes (a missing file, a bad column, a bad option, a model file that does not
+load, an output path that cannot be written) end in one line on stderr and exit status
+2, never a traceback. Output paths are checked before any training starts.
 """
 
 from __future__ import annotations
@@ -11,16 +12,27 @@ import statistics
 import sys
 import time
 import warnings
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 import numpy as np
 
 from . import datasets
-from .backends import BackendUnavailableError
+from .backends import BACKEND_NAMES, BackendUnavailableError
+from .io import check_output_path
 
 
 class UserError(Exception):
     """A mistake the user can fix; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, not the whole usage block (exit 2).
+
+    ``add_subparsers`` makes the subcommands' parsers of this class too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -34,7 +46,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpunn", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="gpunn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train an MLP and report its scores and speed")
@@ -49,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=200, help="max_iter")
     train.add_argument("--lr", type=float, default=1e-3, help="learning_rate_init")
     train.add_argument("--alpha", type=float, default=1e-4, help="L2 penalty")
-    train.add_argument("--backend", default="auto", choices=["auto", "numpy", "cupy"])
+    train.add_argument("--backend", default="auto", choices=BACKEND_NAMES,
+                       help="where to train: auto (default) uses the GPU when CuPy can, else the CPU")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--test-size", type=float, default=0.2)
@@ -68,9 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model")
     evaluate.add_argument("data")
     evaluate.add_argument("--target", help="label column of a CSV")
+    for command in (predict, evaluate):
+        command.add_argument("--backend", default="auto", choices=BACKEND_NAMES,
+                             help="where to run the model, whatever it was trained on: auto "
+                                  "(default) runs wherever this machine can (the GPU when CuPy "
+                                  "can use one, else the CPU)")
 
     sub.add_parser("info", help="version, backends and why each is or is not usable, device, BLAS")
     sub.add_parser("bench", help="side-by-side throughput benchmark (gpunn bench --help)")
+    for command in sub.choices.values():
+        command.set_defaults(parser=command)  # for main to report options it does not know
     return parser
 
 
@@ -91,12 +111,23 @@ def _batch_size(text: str):
         raise UserError(f"--batch-size must be an integer, 'auto' or 'full'; got {text!r}") from None
 
 
+def _check_output(path: str | None, option: str) -> None:
+    """Fail now, before any work, when ``option``'s file could not be written."""
+    if path is not None:
+        try:
+            check_output_path(path)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{option}: {exc}") from None
+
+
 def cmd_train(args) -> None:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
 
     import gpunn
 
+    _check_output(args.out, "--out")
+    _check_output(args.plot, "--plot")
     X, y = datasets.load(args.data, args.target)
     classify = _is_classification(args.data, y, args.task)
     if not 0 < args.test_size < 1:
@@ -138,10 +169,11 @@ def cmd_train(args) -> None:
         print(f"loss curves saved to {args.plot}")
 
 
-def _load_model(path: str):
+def _load_model(args):
+    """The model of MODEL, on the backend ``--backend`` chooses."""
     import gpunn
 
-    return gpunn.load(path)
+    return gpunn.load(args.model, backend=args.backend)
 
 
 def _features(args, n_features: int, labelled: bool = True):
@@ -156,7 +188,8 @@ def _features(args, n_features: int, labelled: bool = True):
 
 
 def cmd_predict(args) -> None:
-    est = _load_model(args.model)
+    _check_output(args.output, "--output")
+    est = _load_model(args)
     X, _ = _features(args, est.n_features_in_, labelled=False)
     predictions = est.predict(X)
     lines = "\n".join(",".join(map(str, np.atleast_1d(p))) for p in predictions)
@@ -171,7 +204,7 @@ def cmd_predict(args) -> None:
 def cmd_evaluate(args) -> None:
     from sklearn.metrics import confusion_matrix
 
-    est = _load_model(args.model)
+    est = _load_model(args)
     X, y = _features(args, est.n_features_in_)
     if hasattr(est, "classes_"):
         print(f"accuracy: {est.score(X, y):.4f}")
@@ -204,13 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import benchmark
 
         return benchmark.main(argv[1:])
-    args = _parser().parse_args(argv)
-    from .io import ModelFileError
-
+    args, unknown = _parser().parse_known_args(argv)
+    if unknown:  # a command was given (else parsing failed), so its parser reports them
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         COMMANDS[args.command](args)
-    except (UserError, FileNotFoundError, ValueError, BackendUnavailableError, ModelFileError,
-            ImportError) as exc:
+    except (UserError, OSError, ValueError, BackendUnavailableError, ImportError) as exc:
+        # ValueError covers ModelFileError; OSError a file that cannot be read or written
         print(f"gpunn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

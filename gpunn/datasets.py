@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import ARCHIVE_ERRORS
+
 BUNDLED = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 CLASSIFICATION = ("digits", "iris", "wine", "breast_cancer")
 
@@ -109,16 +111,43 @@ def load_numpy(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if path.suffix == ".npz":
         if not path.is_file():
             raise FileNotFoundError(f"file not found: {path}")
-        with np.load(path, allow_pickle=False) as data:
-            if "X" not in data or "y" not in data:
-                raise ValueError(f"{path} must hold arrays named 'X' and 'y'; it has {', '.join(data.files)}")
-            return data["X"], data["y"]
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                files, arrays = data.files, {k: data[k] for k in ("X", "y") if k in data.files}
+        except ARCHIVE_ERRORS as exc:
+            raise _unreadable(path, exc) from None
+        if len(arrays) < 2:
+            raise ValueError(f"{path} must hold arrays named 'X' and 'y'; it has {', '.join(files)}")
+        return _checked_X(arrays["X"], path), arrays["y"]
     x_path = path if path.suffix == ".npy" else path / "X.npy"
     y_path = x_path.with_name("y.npy")
     for p in (x_path, y_path):
         if not p.is_file():
             raise FileNotFoundError(f"file not found: {p} (expected X.npy and y.npy side by side)")
-    return np.load(x_path, allow_pickle=False), np.load(y_path, allow_pickle=False)
+    return _checked_X(_load_npy(x_path), x_path), _load_npy(y_path)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """The array of one ``.npy`` file; a damaged file is a ValueError naming it."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ARCHIVE_ERRORS as exc:
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> ValueError:
+    """What NumPy or zipfile raised on a damaged file, as one ValueError naming the file."""
+    return ValueError(f"{path} is not a readable NumPy file (truncated or corrupt?): {exc}")
+
+
+def _checked_X(X, path: Path) -> np.ndarray:
+    """X, which must be a 2-D numeric array (one row per sample), else a ValueError."""
+    if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
+        return X
+    got = f"{X.dtype} of shape {X.shape}" if isinstance(X, np.ndarray) else type(X).__name__
+    hint = "; for a single feature, save X.reshape(-1, 1)" if np.ndim(X) == 1 else ""
+    raise ValueError(f"X in {path} must be a 2-D numeric array, one row per sample; "
+                     f"got {got}{hint}")
 
 
 def load(source: str, target: str | None = None) -> tuple[np.ndarray, np.ndarray]:

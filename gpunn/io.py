@@ -13,22 +13,24 @@ process is killed in the middle of a save.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
+from sklearn.base import is_classifier
 from sklearn.preprocessing import LabelBinarizer
+
+from .backends.base import ACTIVATIONS, OUTPUT_LOSSES, UPDATE_RULES
 
 FORMAT = "gpunn-model"
 VERSION = 1
 
 _META_KEY = "meta_json"
-_COUNTERS = ("n_iter_", "t_", "n_outputs_", "n_layers_", "out_activation_", "loss_",
-             "best_loss_", "loss_curve_", "validation_scores_", "validation_loss_curve_",
-             "best_validation_score_", "_no_improvement_count", "n_features_in_")
 
 
 class ModelFileError(ValueError):
@@ -89,60 +91,252 @@ def estimator_state(est) -> tuple[dict, dict[str, np.ndarray]]:
 
 
 def restore_estimator(meta: dict, arrays: dict[str, np.ndarray], backend=None):
-    """Rebuild an estimator from ``estimator_state``'s output, onto ``backend``."""
-    from . import estimators
+    """Rebuild an estimator from ``estimator_state``'s output, onto ``backend``.
+
+    ``backend`` (when given) becomes the estimator's ``backend`` parameter, so it predicts
+    and trains there. Everything is checked before it is allocated or set: a crafted or
+    inconsistent file raises ``ModelFileError`` naming the problem, never an error from
+    deep inside NumPy later on, nor an allocation its size does not justify.
+    """
     from .backends import get_backend
     from .mlp import MLP
 
-    cls = {"MLPClassifier": estimators.MLPClassifier,
-           "MLPRegressor": estimators.MLPRegressor}[meta["estimator"]]
-    params = dict(meta["params"])
-    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-    est = cls(**params)
-    for key, value in meta["fitted"].items():
-        setattr(est, key, np.asarray(value, dtype=object) if key == "feature_names_in_" else value)
-    be = get_backend(backend if backend is not None else est.backend)
-    model = MLP(meta["layer_units"], meta["activation"], meta["output"], be, meta["dtype"])
-    if arrays["params"].shape != (model.n_params,) or arrays["params"].dtype != model.dtype:
-        raise ModelFileError(
-            f"weights of shape {arrays['params'].shape} and dtype {arrays['params'].dtype} do not "
-            f"fit layers {meta['layer_units']} ({model.n_params} {model.dtype} parameters)")
+    units, dtype = _architecture(meta, arrays)
+    est = _new_estimator(meta, backend)
+    _set_fitted(est, _field(meta, "fitted", _DICT), units, meta["output"])
+    if is_classifier(est):
+        _set_classes(est, meta, arrays, units[-1])
+    if meta["output"] != est._output_activation():
+        raise ModelFileError(f"meta['output'] is {meta['output']!r}, but this "
+                             f"{type(est).__name__} needs {est._output_activation()!r}")
+    best_params = _like_params(arrays, "best_params")
+    optimizer = _optimizer_state(meta, arrays) if "optimizer" in meta else None
+    rng = _random_state(meta, arrays) if "rng" in meta else None
+    indices = _index_arrays(arrays)
+
+    be = get_backend(est.backend)
+    model = MLP(units, meta["activation"], meta["output"], be, dtype)
     model.params[...] = be.asarray(arrays["params"])
     est._model = model
-    est._best_params = be.asarray(_same_shape(arrays["best_params"], arrays["params"], "best_params"))
-    if "label_binarizer" in meta:
-        info = meta["label_binarizer"]
-        classes = arrays["classes"]
-        lb = LabelBinarizer()
-        lb.classes_ = classes.astype(object) if info["object_classes"] else classes
-        lb.y_type_, lb.sparse_input_ = info["y_type_"], info["sparse_input_"]
-        est._label_binarizer, est.classes_ = lb, lb.classes_
-    if "optimizer" in meta:
-        est._optimizer = est._make_optimizer(model)
-        opt = meta["optimizer"]
-        if opt["rule"] != est._optimizer.rule:
-            raise ModelFileError(f"optimizer {opt['rule']!r} does not match solver {est.solver!r}")
-        for i, buf in enumerate(est._optimizer.state):
-            buf[...] = be.asarray(_same_shape(arrays[f"optimizer_{i}"], arrays["params"], "optimizer"))
-        if hasattr(est._optimizer, "t"):
-            est._optimizer.t = int(opt["t"])
-        est._optimizer.schedule.learning_rate = float(opt["learning_rate"])
-    if "rng" in meta:
-        rng = np.random.RandomState()
-        r = meta["rng"]
-        rng.set_state((r["kind"], arrays["rng_key"], r["pos"], r["has_gauss"], r["cached_gaussian"]))
+    est._best_params = be.asarray(best_params)
+    if optimizer is not None:
+        _set_optimizer(est, model, *optimizer)
+    if rng is not None:
         est._rng = rng
-    if "sample_idx" in arrays:
-        est._sample_idx = arrays["sample_idx"]
-    est._split = (arrays.get("train_idx"), arrays.get("val_idx"))
+    if "sample_idx" in indices:
+        est._sample_idx = indices["sample_idx"]
+    est._split = (indices.get("train_idx"), indices.get("val_idx"))
     est._invalidate_host_weights()
     return est
 
 
-def _same_shape(array: np.ndarray, like: np.ndarray, name: str) -> np.ndarray:
-    if array.shape != like.shape:
-        raise ModelFileError(f"{name} has shape {array.shape}, expected {like.shape}")
+# -- checking a model file's contents ---------------------------------------------------
+class _Kind(NamedTuple):
+    """What a JSON value must be: a test and its description for error messages."""
+
+    ok: Callable[[Any], bool]
+    what: str
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _or_none(kind: _Kind) -> _Kind:
+    return _Kind(lambda v: v is None or kind.ok(v), f"{kind.what} or null")
+
+
+def _list_of(kind: _Kind, plural: str) -> _Kind:
+    return _Kind(lambda v: isinstance(v, list) and all(map(kind.ok, v)), f"a list of {plural}")
+
+
+def _one_of(*choices: str) -> _Kind:
+    return _Kind(lambda v: isinstance(v, str) and v in choices,
+                 "one of " + ", ".join(map(repr, choices)))
+
+
+def _int_in(low: int, high: int) -> _Kind:
+    return _Kind(lambda v: _is_int(v) and low <= v <= high, f"an integer from {low} to {high}")
+
+
+_DICT = _Kind(lambda v: isinstance(v, dict), "an object")
+_BOOL = _Kind(lambda v: isinstance(v, bool), "true or false")
+_STR = _Kind(lambda v: isinstance(v, str), "a string")
+_INT = _Kind(_is_int, "an integer")
+_NUMBER = _Kind(_is_number, "a number")
+_NUMBERS = _list_of(_NUMBER, "numbers")
+_POSITIVE_INTS = _Kind(lambda v: isinstance(v, list) and all(_is_int(k) and k > 0 for k in v),
+                       "a list of positive integers")
+
+#: The fitted attributes a model file may set on the estimator, and what each must be.
+_FITTED = {
+    "n_iter_": _INT, "t_": _INT, "n_outputs_": _INT, "n_layers_": _INT,
+    "out_activation_": _STR, "loss_": _or_none(_NUMBER), "best_loss_": _or_none(_NUMBER),
+    "loss_curve_": _NUMBERS, "validation_scores_": _or_none(_NUMBERS),
+    "validation_loss_curve_": _or_none(_NUMBERS),
+    "best_validation_score_": _or_none(_NUMBER), "_no_improvement_count": _INT,
+    "n_features_in_": _INT, "feature_names_in_": _list_of(_STR, "strings"),
+}
+_COUNTERS = tuple(k for k in _FITTED if k != "feature_names_in_")
+_MISSING = object()
+
+
+def _field(section: dict, key: str, kind: _Kind, where: str = "meta"):
+    """``section[key]``, which must be present and of ``kind``."""
+    value = section.get(key, _MISSING)
+    if value is _MISSING:
+        raise ModelFileError(f"{where} has no {key!r} entry")
+    if not kind.ok(value):
+        raise ModelFileError(f"{where}[{key!r}] must be {kind.what}; got {_short(value)}")
+    return value
+
+
+def _short(value) -> str:
+    """``repr(value)``, cut to fit in an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _array(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """``arrays[name]``, which a model file of this kind must have."""
+    if name not in arrays:
+        raise ModelFileError(f"the file has no {name!r} array")
+    return arrays[name]
+
+
+def _architecture(meta: dict, arrays: dict[str, np.ndarray]) -> tuple[list[int], np.dtype]:
+    """Layer sizes and dtype, checked against the saved weights before anything is built."""
+    units = _field(meta, "layer_units", _POSITIVE_INTS)
+    if len(units) < 2:
+        raise ModelFileError(f"meta['layer_units'] needs an input and an output layer; got {units}")
+    dtype = np.dtype(_field(meta, "dtype", _one_of("float32", "float64")))
+    _field(meta, "activation", _one_of(*ACTIVATIONS))
+    _field(meta, "output", _one_of(*OUTPUT_LOSSES))
+    n_params = sum(i * o + o for i, o in zip(units[:-1], units[1:]))
+    params = _array(arrays, "params")
+    if params.shape != (n_params,) or params.dtype != dtype:
+        raise ModelFileError(
+            f"weights of shape {params.shape} and dtype {params.dtype} do not fit layers "
+            f"{units} ({n_params} {dtype} parameters)")
+    return units, dtype
+
+
+def _new_estimator(meta: dict, backend):
+    """The estimator with the saved parameters (``backend`` replacing the saved one)."""
+    from . import estimators
+
+    classes = {"MLPClassifier": estimators.MLPClassifier, "MLPRegressor": estimators.MLPRegressor}
+    cls = classes[_field(meta, "estimator", _one_of(*classes))]
+    params = dict(_field(meta, "params", _DICT))
+    unknown = set(params) - (set(cls._get_param_names()) - {"callbacks"})
+    if unknown:
+        raise ModelFileError(f"meta['params'] has unknown parameters {sorted(unknown)}")
+    if isinstance(params.get("hidden_layer_sizes"), list):  # JSON has no tuples
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    if backend is not None:
+        params["backend"] = backend
+    return cls(**params)
+
+
+def _set_fitted(est, fitted: dict, units: list[int], output: str) -> None:
+    """Set the saved fitted attributes (only known ones) after checking them against the layers."""
+    unknown = set(fitted) - set(_FITTED)
+    if unknown:
+        raise ModelFileError(f"meta['fitted'] has unknown attributes {sorted(unknown)}")
+    needed = {"n_features_in_": units[0], "n_outputs_": units[-1], "n_layers_": len(units),
+              "out_activation_": output}
+    for key in dict.fromkeys([*needed, *fitted]):
+        value = _field(fitted, key, _FITTED[key], "meta['fitted']")
+        if key in needed and value != needed[key]:
+            raise ModelFileError(f"meta['fitted'][{key!r}] is {value!r}, but layers {units} "
+                                 f"with output {output!r} need {needed[key]!r}")
+    names = fitted.get("feature_names_in_")
+    if names is not None and len(names) != units[0]:
+        raise ModelFileError(f"{len(names)} feature names for {units[0]} input features")
+    for key, value in fitted.items():
+        setattr(est, key, np.asarray(value, dtype=object) if key == "feature_names_in_" else value)
+
+
+def _set_classes(est, meta: dict, arrays: dict[str, np.ndarray], n_outputs: int) -> None:
+    """The classifier's labels, checked to fit its ``n_outputs`` output units."""
+    info = _field(meta, "label_binarizer", _DICT)
+    where = "meta['label_binarizer']"
+    y_type = _field(info, "y_type_", _one_of("binary", "multiclass", "multilabel-indicator"), where)
+    object_classes = _field(info, "object_classes", _BOOL, where)
+    classes = _array(arrays, "classes")
+    if classes.ndim != 1 or classes.dtype.kind not in ("U" if object_classes else "biufU"):
+        raise ModelFileError(f"classes must be a list of numbers or strings; got {classes.dtype} "
+                             f"of shape {classes.shape}")
+    needed = 1 if y_type == "binary" else len(classes)
+    if len(classes) < 2 or (y_type == "binary" and len(classes) != 2) or needed != n_outputs:
+        raise ModelFileError(f"{len(classes)} classes ({y_type}) do not fit {n_outputs} output "
+                             f"unit(s)")
+    lb = LabelBinarizer()
+    lb.classes_ = classes.astype(object) if object_classes else classes
+    lb.y_type_, lb.sparse_input_ = y_type, _field(info, "sparse_input_", _BOOL, where)
+    est._label_binarizer, est.classes_ = lb, lb.classes_
+
+
+def _like_params(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """Array ``name``, which has the weights' layout (best weights, optimizer state)."""
+    array, params = _array(arrays, name), arrays["params"]
+    if array.shape != params.shape or array.dtype != params.dtype:
+        raise ModelFileError(f"{name} has shape {array.shape} and dtype {array.dtype}, "
+                             f"expected {params.shape} and {params.dtype} like the weights")
     return array
+
+
+def _optimizer_state(meta: dict, arrays: dict[str, np.ndarray]) -> tuple[dict, list[np.ndarray]]:
+    """The optimizer's saved scalars and buffers, checked."""
+    opt = _field(meta, "optimizer", _DICT)
+    rule = _field(opt, "rule", _one_of(*UPDATE_RULES), "meta['optimizer']")
+    _field(opt, "t", _INT, "meta['optimizer']")
+    _field(opt, "learning_rate", _NUMBER, "meta['optimizer']")
+    return opt, [_like_params(arrays, f"optimizer_{i}") for i in range(len(UPDATE_RULES[rule]))]
+
+
+def _set_optimizer(est, model, opt: dict, buffers: list[np.ndarray]) -> None:
+    """Rebuild the optimizer of ``model`` from ``_optimizer_state``'s output."""
+    est._optimizer = est._make_optimizer(model)
+    if opt["rule"] != est._optimizer.rule:
+        raise ModelFileError(f"optimizer {opt['rule']!r} does not match solver {est.solver!r}")
+    for buf, saved in zip(est._optimizer.state, buffers):
+        buf[...] = model.backend.asarray(saved)
+    if hasattr(est._optimizer, "t"):
+        est._optimizer.t = opt["t"]
+    est._optimizer.schedule.learning_rate = float(opt["learning_rate"])
+
+
+def _random_state(meta: dict, arrays: dict[str, np.ndarray]) -> np.random.RandomState:
+    """The training run's random state: a Mersenne Twister key of 624 words and its position."""
+    r, where = _field(meta, "rng", _DICT), "meta['rng']"
+    _field(r, "kind", _one_of("MT19937"), where)
+    pos = _field(r, "pos", _int_in(0, 624), where)
+    has_gauss = _field(r, "has_gauss", _int_in(0, 1), where)
+    cached = _field(r, "cached_gaussian", _NUMBER, where)
+    key = _array(arrays, "rng_key")
+    if key.shape != (624,) or key.dtype != np.uint32:
+        raise ModelFileError(f"rng_key must be 624 uint32 words; got {key.dtype} of shape "
+                             f"{key.shape}")
+    rng = np.random.RandomState()
+    rng.set_state(("MT19937", key, pos, has_gauss, float(cached)))
+    return rng
+
+
+def _index_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The saved shuffle order and early-stopping split: 1-D integer arrays."""
+    names = [n for n in ("sample_idx", "train_idx", "val_idx") if n in arrays]
+    for name in names:
+        if arrays[name].ndim != 1 or arrays[name].dtype.kind not in "iu":
+            raise ModelFileError(f"{name} must be a 1-D integer array; got {arrays[name].dtype} "
+                                 f"of shape {arrays[name].shape}")
+    if ("train_idx" in arrays) != ("val_idx" in arrays):
+        raise ModelFileError("the early-stopping split needs both train_idx and val_idx")
+    return {name: arrays[name] for name in names}
 
 
 def _jsonable(value):
@@ -157,15 +351,48 @@ def _jsonable(value):
 
 
 # -- files ------------------------------------------------------------------------------
+#: What zipfile and ``np.load`` raise on a damaged archive: a flipped bit can make a member
+#: look encrypted (RuntimeError) or compressed by an unknown method (NotImplementedError).
+#: MemoryError and KeyboardInterrupt are not among them.
+ARCHIVE_ERRORS = (OSError, EOFError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile,
+                  zlib.error)
+
+_NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """``path`` as a ``Path``, once it is clear a file can be written there.
+
+    Called before any work is done, so a typo in an output path costs nothing: raises
+    ``ValueError`` for an empty path, ``IsADirectoryError`` for a folder, and
+    ``FileNotFoundError``/``NotADirectoryError``/``PermissionError`` for a folder that
+    does not exist, is not a folder, or cannot be written.
+    """
+    if not os.fspath(path):
+        raise ValueError("the output path is empty; give a file name")
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name (inside it, perhaps)")
+    folder = path.parent
+    if not folder.exists():
+        raise FileNotFoundError(f"folder {folder} does not exist; create it first")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder, so {path} cannot be written")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"folder {folder} is not writable")
+    return path
+
+
 def save(est, path: str | os.PathLike) -> None:
     """Write ``est`` to ``path`` atomically (temporary file, fsync, rename)."""
     from sklearn.utils.validation import check_is_fitted
 
+    path = check_output_path(path)
     check_is_fitted(est)
     meta, arrays = estimator_state(est)
     arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -184,24 +411,27 @@ def save(est, path: str | os.PathLike) -> None:
 
 
 def load(path: str | os.PathLike, backend=None):
-    """Read a model saved by ``save``; ``backend`` overrides the saved backend choice.
+    """Read a model saved by ``save``.
 
-    Raises ``ModelFileError`` for anything that is not a complete gpunn model file of a
-    known format version: a truncated or corrupt file, wrong shapes, pickled objects.
+    ``backend`` ("auto", "numpy", "cupy" or a backend instance) replaces the saved choice
+    as the estimator's ``backend`` parameter, so it predicts and trains there: a model
+    trained on a GPU loads with ``backend="numpy"`` (or "auto") on a CPU-only machine.
+
+    Raises ``ModelFileError`` for anything that is not a complete, consistent gpunn model
+    file of a known format version: a truncated or corrupt file, crafted metadata, wrong
+    shapes, pickled objects.
     """
+    from .backends import get_backend
+
+    if backend is not None:
+        get_backend(backend)  # a bad choice is the caller's mistake: report it as such, first
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     with open(path, "rb") as fh:
         if fh.read(4) != b"PK\x03\x04":
             raise ModelFileError(f"{path} is not a gpunn model file (not an .npz archive)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except ValueError as exc:  # pickled object arrays are refused, not executed
-        raise ModelFileError(f"{path} holds pickled objects, which gpunn never loads: {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelFileError(f"{path} is not a readable gpunn model file (truncated or corrupt?): {exc}") from None
+    arrays = _read_arrays(path)
     if _META_KEY not in arrays:
         raise ModelFileError(f"{path} is not a gpunn model file (no {_META_KEY} entry)")
     try:
@@ -216,10 +446,56 @@ def load(path: str | os.PathLike, backend=None):
             f"version {VERSION}. Upgrade gpunn to read it.")
     try:
         return restore_estimator(meta, arrays, backend)
-    except ModelFileError:
-        raise
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path} is an incomplete or inconsistent model file: {exc!r}") from None
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array in the archive, each member checked before NumPy allocates anything."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {_check_member(archive, info, path): info for info in archive.infolist()}
+            arrays = {}
+            for name, info in members.items():
+                with archive.open(info) as fh:
+                    arrays[name] = np.lib.format.read_array(fh, allow_pickle=False)
+            return arrays
+    except ModelFileError:
+        raise
+    except ARCHIVE_ERRORS as exc:
+        raise ModelFileError(f"{path} is not a readable gpunn model file (truncated or corrupt?): "
+                             f"{exc}") from None
+
+
+def _check_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> str:
+    """The array name of one archive member, once its header proves it safe to read.
+
+    ``save`` stores uncompressed ``.npy`` members, so a header must account for exactly
+    the member's bytes, and those fit in the file: a crafted header cannot make a small
+    file allocate much, and an object (pickled) array is refused before it is read.
+    """
+    if not info.filename.endswith(".npy") or info.compress_type != zipfile.ZIP_STORED:
+        raise ModelFileError(f"{path} is not a gpunn model file: member {info.filename!r} is "
+                             "not an uncompressed .npy array")
+    if info.file_size > path.stat().st_size:
+        raise ModelFileError(f"{path} is corrupt: member {info.filename!r} claims "
+                             f"{info.file_size} bytes, more than the whole file")
+    with archive.open(info) as fh:
+        read_header = _NPY_HEADERS.get(np.lib.format.read_magic(fh))
+        if read_header is None:
+            raise ModelFileError(f"{path}: {info.filename!r} is not in a .npy format version "
+                                 "gpunn writes")
+        shape, _, dtype = read_header(fh)
+        header_size = fh.tell()
+    if dtype.hasobject:
+        raise ModelFileError(f"{path} holds pickled objects ({info.filename}), which gpunn "
+                             "never loads")
+    if header_size + math.prod(shape) * dtype.itemsize != info.file_size:
+        raise ModelFileError(f"{path} is corrupt: {info.filename!r} declares {dtype} of shape "
+                             f"{shape}, which its {info.file_size} bytes do not hold")
+    return info.filename[: -len(".npy")]
 
 
 class Checkpoint:

@@ -135,3 +135,159 @@ def test_pickled_object_array_is_never_executed(tmp_path, data):
     assert FORMAT == "gpunn-model"
     with zipfile.ZipFile(evil) as z:  # the payload is really there
         assert "classes.npy" in z.namelist()
+
+
+# -- loading onto another backend --------------------------------------------------------
+def test_load_onto_a_backend_makes_it_the_estimators_backend(tmp_path, data):
+    X, y = data
+    _fit(X, y).save(tmp_path / "m.npz")
+    _rewrite(tmp_path / "m.npz", tmp_path / "gpu.npz", lambda a, m: m["params"].update(backend="cupy"))
+    est = gpunn.load(tmp_path / "gpu.npz", backend="numpy")
+    assert est.backend == "numpy" and est.get_params()["backend"] == "numpy"
+    assert est.predict(X).shape == (len(X),)  # runs on this machine, GPU or not
+    with pytest.raises(ValueError, match="Unknown backend 'tpu'") as exc:
+        gpunn.load(tmp_path / "m.npz", backend="tpu")  # the caller's mistake, not the file's
+    assert not isinstance(exc.value, ModelFileError)
+
+
+# -- damaged archives ---------------------------------------------------------------------
+def _patch_central_directory(src, dst, offset, value: bytes):
+    """Copy a zip file, overwriting bytes at ``offset`` of its first central directory entry."""
+    raw = bytearray(src.read_bytes())
+    at = raw.index(b"PK\x01\x02") + offset
+    raw[at:at + len(value)] = value
+    dst.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("offset, value", [
+    (8, b"\x01\x00"),  # "encrypted" flag: zipfile raised RuntimeError
+    (8, b"\x41\x00"),  # "strong encryption" flag: NotImplementedError
+    (10, b"\x63\x00"),  # unknown compression method: NotImplementedError
+    (10, b"\x08\x00"),  # "deflated" (but stored): zlib.error
+    (6, b"\x6d\x00"),  # needs zip version 10.9: NotImplementedError
+], ids=["encrypted", "strong-encryption", "compression-99", "deflate", "zip-version"])
+def test_damaged_zip_structure_is_a_model_file_error(tmp_path, data, offset, value):
+    X, y = data
+    _fit(X, y).save(tmp_path / "good.npz")
+    _patch_central_directory(tmp_path / "good.npz", tmp_path / "bad.npz", offset, value)
+    with pytest.raises(ModelFileError, match="bad.npz"):
+        gpunn.load(tmp_path / "bad.npz")
+
+
+def test_every_bit_flip_in_a_zip_directory_entry_loads_or_is_refused(tmp_path, data):
+    X, y = data
+    good = tmp_path / "good.npz"
+    _fit(X, y).save(good)
+    raw = good.read_bytes()
+    start = raw.index(b"PK\x01\x02")
+    for bit in range(8 * 60):  # the entry's fixed fields and name
+        flipped = bytearray(raw)
+        flipped[start + bit // 8] ^= 1 << (bit % 8)
+        (tmp_path / "bad.npz").write_bytes(bytes(flipped))
+        try:
+            gpunn.load(tmp_path / "bad.npz")
+        except ModelFileError:  # anything else (RuntimeError, MemoryError, ...) fails the test
+            pass
+
+
+def test_npy_header_claiming_a_huge_array_allocates_nothing(tmp_path, data):
+    X, y = data
+    _fit(X, y).save(tmp_path / "good.npz")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                  "shape": (10**12,)})
+    with zipfile.ZipFile(tmp_path / "good.npz") as src, \
+            zipfile.ZipFile(tmp_path / "huge.npz", "w") as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            dst.writestr(info.filename, header.getvalue() + b"\0" * 64 if info.filename == "params.npy"
+                         else body)
+    with pytest.raises(ModelFileError, match="params.npy.*shape \\(1000000000000,\\)"):
+        gpunn.load(tmp_path / "huge.npz")
+
+
+# -- crafted or inconsistent metadata -----------------------------------------------------
+def _set_fitted(key, value):
+    return lambda a, m: m["fitted"].update({key: value})
+
+
+def _logistic_output(arrays, meta):
+    """A known output, consistently recorded, that a multiclass classifier cannot use."""
+    meta["output"] = meta["fitted"]["out_activation_"] = "logistic"
+
+
+CRAFTED = {
+    "fitted is a list": (lambda a, m: m.update(fitted=[1, 2]), r"'fitted'\] must be an object"),
+    "short rng key": (lambda a, m: a.update(rng_key=a["rng_key"][:10]), "rng_key must be 624 uint32"),
+    "rng key of int64": (lambda a, m: a.update(rng_key=a["rng_key"].astype(np.int64)), "rng_key"),
+    "rng position": (lambda a, m: m["rng"].update(pos=10**6), r"'pos'\] must be an integer from 0"),
+    "huge float layers": (lambda a, m: m.update(layer_units=[6, 1e6, 1e6, 3]), "positive integers"),
+    "huge layers": (lambda a, m: m.update(layer_units=[6, 10**6, 10**6, 3]), "do not fit layers"),
+    "one layer": (lambda a, m: m.update(layer_units=[6]), "input and an output layer"),
+    "n_outputs_": (_set_fitted("n_outputs_", 2), r"'n_outputs_'\] is 2, but layers"),
+    "n_features_in_": (_set_fitted("n_features_in_", 5), r"'n_features_in_'\] is 5"),
+    "n_layers_": (_set_fitted("n_layers_", "3"), r"'n_layers_'\] must be an integer"),
+    "loss curve": (_set_fitted("loss_curve_", ["a"]), "must be a list of numbers"),
+    "no n_features_in_": (lambda a, m: m["fitted"].pop("n_features_in_"), "no 'n_features_in_'"),
+    "feature names": (_set_fitted("feature_names_in_", ["a"]), "1 feature names for 6"),
+    "integer dtype": (lambda a, m: m.update(dtype="int64"), r"'dtype'\] must be one of"),
+    "activation": (lambda a, m: m.update(activation="swish"), r"'activation'\] must be one of"),
+    "output": (lambda a, m: m.update(output="softplus"), r"'output'\] must be one of"),
+    "wrong output": (_logistic_output, "needs 'softmax'"),
+    "too few classes": (lambda a, m: a.update(classes=a["classes"][:2]), "2 classes .* 3 output"),
+    "binary with 3 classes": (lambda a, m: m["label_binarizer"].update(y_type_="binary"),
+                              r"3 classes \(binary\)"),
+    "2-D classes": (lambda a, m: a.update(classes=a["classes"].reshape(3, 1)), "classes must be"),
+    "no label binarizer": (lambda a, m: m.pop("label_binarizer"), "no 'label_binarizer'"),
+    "estimator": (lambda a, m: m.update(estimator="os.system"), r"'estimator'\] must be one of"),
+    "unknown parameter": (lambda a, m: m["params"].update(evil=1), r"unknown parameters \['evil'\]"),
+    "no weights": (lambda a, m: a.pop("params"), "no 'params' array"),
+    "best_params dtype": (lambda a, m: a.update(best_params=a["best_params"].astype(np.float32)),
+                          "best_params has shape"),
+    "optimizer buffer": (lambda a, m: a.update(optimizer_1=a["optimizer_1"][:5]), "optimizer_1"),
+    "optimizer rule": (lambda a, m: m["optimizer"].update(rule="rmsprop"), r"'rule'\] must be"),
+    "shuffle order": (lambda a, m: a.update(sample_idx=a["sample_idx"] * 0.5), "sample_idx must be"),
+    "half a split": (lambda a, m: a.pop("val_idx"), "both train_idx and val_idx"),
+    "planted method": (_set_fitted("predict", 1), r"unknown attributes \['predict'\]"),
+    "planted private": (_set_fitted("_model", None), r"unknown attributes \['_model'\]"),
+}
+
+
+@pytest.mark.parametrize("case", list(CRAFTED))
+def test_crafted_metadata_is_refused_naming_the_problem(tmp_path, data, case):
+    change, message = CRAFTED[case]
+    X, y = data
+    good = tmp_path / "good.npz"
+    _fit(X, y, early_stopping=True).save(good)
+    _rewrite(good, tmp_path / "bad.npz", change)
+    with pytest.raises(ModelFileError, match=message):
+        gpunn.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("kind", ["binary", "multilabel", "regressor", "int hidden size"])
+def test_every_kind_of_model_passes_the_checks(tmp_path, kind):
+    X, y = make_classification(60, 4, n_informative=3, n_redundant=0, n_classes=3, random_state=0)
+    targets = {"binary": y == 1, "multilabel": np.eye(3, dtype=int)[y] | (X[:, :1] > 0)}
+    if kind == "regressor":
+        est = gpunn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=3, backend="numpy", loss="poisson").fit(X, y)
+    else:
+        est = _fit(X, targets.get(kind, y), hidden_layer_sizes=5 if kind == "int hidden size" else (4,))
+    est.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(gpunn.load(tmp_path / "m.npz").predict(X), est.predict(X))
+
+
+# -- where a model can be saved -----------------------------------------------------------
+def test_save_to_a_bad_path_is_refused_before_writing_anything(tmp_path, monkeypatch, data):
+    X, y = data
+    est = _fit(X, y)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="output path is empty"):
+        est.save("")
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        est.save(tmp_path)
+    with pytest.raises(FileNotFoundError, match="folder .*nowhere does not exist"):
+        est.save(tmp_path / "nowhere" / "m.npz")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is not a folder"):
+        est.save(tmp_path / "file" / "m.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
