@@ -277,11 +277,15 @@ class _BaseMLP(BaseEstimator):
         if self.__dict__.get("_training"):
             raise RuntimeError("coefs_ and intercepts_ cannot be assigned during training; "
                                "assign them before fit (with warm_start=True) or after it.")
+        self._host_coefs, self._host_intercepts = self._checked_host_weights(coefs, intercepts)
+
+    def _checked_host_weights(self, coefs, intercepts) -> tuple[list, list]:
+        """Weights for the model, as NumPy arrays, once their count, shapes and dtypes fit
+        (a ValueError naming the first that does not, e.g. after ``coefs_[0] = ...``)."""
         model = self._model
-        self._host_coefs, self._host_intercepts = (
-            _checked_weights(name, arrays, [w.shape for w in layers], model.backend)
-            for name, arrays, layers in (("coefs_", coefs, model.coefs),
-                                         ("intercepts_", intercepts, model.intercepts)))
+        return tuple(_checked_weights(name, arrays, [w.shape for w in layers], model.backend)
+                     for name, arrays, layers in (("coefs_", coefs, model.coefs),
+                                                  ("intercepts_", intercepts, model.intercepts)))
 
     def _invalidate_host_weights(self) -> None:
         """The model's weights are the ones to use: fetch them again when read."""
@@ -297,8 +301,8 @@ class _BaseMLP(BaseEstimator):
             self.__dict__.pop("_optimizer", None)
             self._model = model
             model.set_weights(*weights)
-        elif self.__dict__.get("_host_coefs") is not None:
-            model.set_weights(self._host_coefs, self._host_intercepts)
+        elif self.__dict__.get("_host_coefs") is not None:  # checked first: the model stays whole
+            model.set_weights(*self._checked_host_weights(self._host_coefs, self._host_intercepts))
 
     def _resolve_dtype(self, incremental_fit: bool):
         """The float dtypes X may be converted to, as scikit-learn's ``validate_data`` takes them."""

@@ -239,7 +239,9 @@ def _new_estimator(meta: dict, backend):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     if backend is not None:
         params["backend"] = backend
-    return cls(**params)
+    est = cls(**params)
+    est._validate_params()  # scikit-learn's checks: a value fit would refuse is refused here
+    return est
 
 
 def _set_fitted(est, fitted: dict, units: list[int], output: str) -> None:
@@ -271,6 +273,8 @@ def _set_classes(est, meta: dict, arrays: dict[str, np.ndarray], n_outputs: int)
     if classes.ndim != 1 or classes.dtype.kind not in ("U" if object_classes else "biufU"):
         raise ModelFileError(f"classes must be a list of numbers or strings; got {classes.dtype} "
                              f"of shape {classes.shape}")
+    if classes.dtype.kind == "f" and not np.isfinite(classes).all():
+        raise ModelFileError(f"classes must be finite; got {_short(classes.tolist())}")
     needed = 1 if y_type == "binary" else len(classes)
     if len(classes) < 2 or (y_type == "binary" and len(classes) != 2) or needed != n_outputs:
         raise ModelFileError(f"{len(classes)} classes ({y_type}) do not fit {n_outputs} output "

@@ -122,6 +122,17 @@ def test_bad_assigned_weights_are_refused_and_change_nothing(backend, data, name
     np.testing.assert_array_equal(est.predict_proba(X), before)
 
 
+def test_a_bad_layer_put_into_coefs_is_refused_before_the_model_changes(backend, data):
+    X, y = data
+    est = _fit(_classifier(backend), X, y)
+    model_weights = backend.to_numpy(est._model.params).copy()
+    est.coefs_[1] = np.zeros((6, 3))  # a good last layer...
+    est.coefs_[0] = np.zeros((2, 2))  # ...and a bad first one
+    with pytest.raises(ValueError, match=r"coefs_\[0\] must be a real array of shape \(5, 6\)"):
+        est.predict(X)
+    np.testing.assert_array_equal(backend.to_numpy(est._model.params), model_weights)
+
+
 def test_unfitted_estimator_has_no_weights():
     est = gpunn.MLPClassifier()
     assert not hasattr(est, "coefs_") and not hasattr(est, "intercepts_")

@@ -241,6 +241,8 @@ CRAFTED = {
     "no label binarizer": (lambda a, m: m.pop("label_binarizer"), "no 'label_binarizer'"),
     "estimator": (lambda a, m: m.update(estimator="os.system"), r"'estimator'\] must be one of"),
     "unknown parameter": (lambda a, m: m["params"].update(evil=1), r"unknown parameters \['evil'\]"),
+    "bad parameter value": (lambda a, m: m["params"].update(alpha=-1), "'alpha' parameter"),
+    "NaN class": (lambda a, m: a.update(classes=np.array([0.0, np.nan, 2.0])), "classes must be finite"),
     "no weights": (lambda a, m: a.pop("params"), "no 'params' array"),
     "best_params dtype": (lambda a, m: a.update(best_params=a["best_params"].astype(np.float32)),
                           "best_params has shape"),
