@@ -19,8 +19,10 @@ at first use when a C++ compiler is present (``GPUNN_CPU_KERNELS=0`` turns that 
 Modules: ``backends`` (the numeric contract and its NumPy/CuPy implementations),
 ``mlp`` (the network on one flat parameter buffer), ``optim`` and ``schedules``,
 ``trainer`` (the mini-batch and L-BFGS loops), ``estimators`` (the scikit-learn API),
-``io`` (model files without pickle, checkpoints), ``kernels`` and ``cpu_kernels`` (the
-CUDA and CPU kernel builds), ``datasets``, ``cli``, ``plot``, ``benchmark``.
+``rollback`` (a call that raises changes nothing), ``io`` (model files without pickle,
+checkpoints), ``model_state`` (what a model file holds, checked on load), ``kernels``
+and ``cpu_kernels`` (the CUDA and CPU kernel builds), ``datasets``, ``cli``, ``plot``,
+``benchmark``.
 """
 
 from .backends import BackendUnavailableError, available_backends, get_backend, info

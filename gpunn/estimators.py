@@ -127,7 +127,7 @@ class _BaseMLP(BaseEstimator):
         """Pickle device buffers as host arrays (through the same state as ``save``)."""
         state = dict(super().__getstate__())  # object.__getstate__ may return __dict__ itself
         if "_model" in state:
-            from .io import estimator_state
+            from .model_state import estimator_state
 
             state["_gpunn_state"] = estimator_state(self)
             for key in ("_model", "_optimizer", "_best_params", "_rng", "_sample_idx", "_split",
@@ -139,7 +139,7 @@ class _BaseMLP(BaseEstimator):
         saved = state.pop("_gpunn_state", None)
         super().__setstate__(state)
         if saved is not None:
-            from .io import restore_estimator
+            from .model_state import restore_estimator
 
             restored = restore_estimator(*saved)
             for key in ("_model", "_optimizer", "_best_params", "_rng", "_sample_idx", "_split",
