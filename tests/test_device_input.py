@@ -156,3 +156,18 @@ def test_partial_fit_takes_device_arrays(device):
         ref.partial_fit(X, y, classes=np.unique(y))
     np.testing.assert_allclose(clf.coefs_[0], ref.coefs_[0], rtol=1e-6, atol=1e-7)
     assert len(clf.loss_curve_) == 2  # (n_iter_ counts per call, as in scikit-learn)
+
+
+def test_a_diverged_partial_fit_on_the_device_changes_nothing(device):
+    """The rollback's copies (weights, optimizer state) live on the device too."""
+    X, y = _data("regression")
+    est = _fit(gpunn.MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", max_iter=2,
+                                  random_state=0, backend=device), X, y)
+    weights = device.to_numpy(est._model.params).copy()
+    velocity = device.to_numpy(est._optimizer.state[0]).copy()
+    n_iter, t = est.n_iter_, est.t_
+    with pytest.raises(gpunn.DivergenceError, match="left as it was"):
+        est.partial_fit(X / np.abs(X).max() * np.float32(1.5e19), y)  # just below the limit
+    np.testing.assert_array_equal(device.to_numpy(est._model.params), weights)
+    np.testing.assert_array_equal(device.to_numpy(est._optimizer.state[0]), velocity)
+    assert (est.n_iter_, est.t_) == (n_iter, t)
