@@ -296,7 +296,7 @@ class _BaseMLP(BaseEstimator):
         (and possibly edited); nothing moves when they were not read since training."""
         model = self._model
         if model.backend is not backend:
-            weights = self._host_weights()
+            weights = self._checked_host_weights(*self._host_weights())
             model = MLP(model.layer_units, model.activation, model.output, backend, model.dtype)
             self.__dict__.pop("_optimizer", None)
             self._model = model
@@ -528,8 +528,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     half Poisson deviance (``loss="poisson"``, exponential output; needs ``y >= 0``).
     Parameters and attributes are scikit-learn's plus gpunn's ``backend``, ``dtype``,
     ``callbacks``, ``batch_size="full"`` and ``validation_loss_curve_``. scikit-learn's
-    quirk is kept: the reported
-    squared-error loss is averaged over the outputs while its gradient is not.
+    quirk is kept: the reported squared-error loss is averaged over the outputs while its
+    gradient is not.
 
     Examples
     --------
@@ -660,10 +660,12 @@ def _check_one_label_type(y: np.ndarray) -> None:
     """Labels of an object array: strings only, or no strings; never None. (NumPy cannot
     sort 1 and "a" together, and fails deep inside ``np.unique`` otherwise.)"""
     if y.dtype == object:
-        kinds = {type(label).__name__ for label in y.ravel()}
-        if ("str" in kinds and len(kinds) > 1) or "NoneType" in kinds:
-            raise ValueError(f"y mixes label types ({', '.join(sorted(kinds))}): use labels of "
-                             "one type, e.g. all strings or all numbers.")
+        labels = y.ravel()
+        n_strings = sum(isinstance(label, str) for label in labels)  # np.str_ included
+        if 0 < n_strings < len(labels) or any(label is None for label in labels):
+            kinds = sorted({type(label).__name__ for label in labels})
+            raise ValueError(f"y mixes label types ({', '.join(kinds)}): use labels of one "
+                             "type, e.g. all strings or all numbers.")
 
 
 def _one_hot(positions: np.ndarray, n_classes: int, dtype) -> np.ndarray:

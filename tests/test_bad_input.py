@@ -47,6 +47,7 @@ CASES = [
     ("y wrong length", lambda: C(backend="numpy").fit(X, y[:-1]), ValueError, "inconsistent numbers of samples: \\[30, 29\\]"),
     ("single class", lambda: C(backend="numpy").fit(X, np.zeros(30)), ValueError, "only one class"),
     ("labels of mixed types", lambda: C(backend="numpy").fit(X, np.array([1, "a", 2] * 10, dtype=object)), ValueError, "y mixes label types \\(int, str\\)"),
+    ("NumPy strings among numbers", lambda: C(backend="numpy").fit(X, np.array([np.str_("a"), 1, 2] * 10, dtype=object)), ValueError, "y mixes label types"),
     ("None among labels", lambda: C(backend="numpy").fit(X, np.array([1, None, 2] * 10, dtype=object)), ValueError, "y mixes label types"),
     ("regression y with fewer outputs", lambda: R(backend="numpy", max_iter=2).fit(X, np.c_[yr, yr]).partial_fit(X, yr), ValueError, "y has 1 output\\(s\\), but this MLPRegressor was fitted with 2"),
     ("regression y with more outputs", lambda: R(backend="numpy", max_iter=2, warm_start=True).fit(X, yr).fit(X, np.c_[yr, yr]), ValueError, "y has 2 output"),

@@ -170,3 +170,14 @@ def test_a_callback_predicting_does_not_change_a_warm_start_fit(backend, data):
     predicting = warm_fit([lambda metrics: metrics["estimator"].predict(X) is None])
     for a, b in zip(plain, predicting):
         np.testing.assert_array_equal(a, b)
+
+
+def test_bad_weights_stop_a_move_to_another_backend_before_it_starts(data):
+    X, y = data
+    est = _fit(_classifier("numpy"), X, y)
+    model = est._model
+    est.coefs_[0] = np.zeros((2, 2))
+    est.set_params(backend=gpunn.backends.NumpyBackend())  # another backend object: a move
+    with pytest.raises(ValueError, match=r"coefs_\[0\] must be a real array"):
+        est.predict(X)
+    assert est._model is model
