@@ -99,7 +99,7 @@ def load(path: str | os.PathLike, backend=None):
     file of a known format version: a truncated or corrupt file, crafted metadata, wrong
     shapes, pickled objects.
     """
-    from .backends import get_backend
+    from .backends import BackendUnavailableError, get_backend
 
     if backend is not None:
         get_backend(backend)  # a bad choice is the caller's mistake: report it as such, first
@@ -124,6 +124,9 @@ def load(path: str | os.PathLike, backend=None):
             f"version {VERSION}. Upgrade gpunn to read it.")
     try:
         return restore_estimator(meta, arrays, backend)
+    except BackendUnavailableError as exc:  # the backend it was saved with, e.g. a GPU's
+        raise BackendUnavailableError(f"{exc} To load this model here: gpunn.load("
+                                      f"{str(path)!r}, backend='numpy').") from None
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:

@@ -145,6 +145,9 @@ def test_load_onto_a_backend_makes_it_the_estimators_backend(tmp_path, data):
     est = gpunn.load(tmp_path / "gpu.npz", backend="numpy")
     assert est.backend == "numpy" and est.get_params()["backend"] == "numpy"
     assert est.predict(X).shape == (len(X),)  # runs on this machine, GPU or not
+    if not gpunn.backends.cupy_status()[0]:  # loaded as saved, where no GPU is: say how
+        with pytest.raises(gpunn.BackendUnavailableError, match="gpu.npz', backend='numpy'\\)"):
+            gpunn.load(tmp_path / "gpu.npz")
     with pytest.raises(ValueError, match="Unknown backend 'tpu'") as exc:
         gpunn.load(tmp_path / "m.npz", backend="tpu")  # the caller's mistake, not the file's
     assert not isinstance(exc.value, ModelFileError)
