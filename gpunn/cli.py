@@ -19,6 +19,7 @@ import numpy as np
 from . import datasets
 from .backends import BACKEND_NAMES, BackendUnavailableError
 from .io import check_output_path
+from .progress import ProgressBar
 
 
 class UserError(Exception):
@@ -140,13 +141,14 @@ def cmd_train(args) -> None:
                     batch_size=_batch_size(args.batch_size), max_iter=args.epochs,
                     learning_rate_init=args.lr, alpha=args.alpha, random_state=args.seed,
                     backend=args.backend, dtype=args.dtype, early_stopping=args.early_stopping,
-                    verbose=not args.quiet,
                     callbacks=[lambda m: speeds.append(m["samples_per_second"])])
     backend = gpunn.get_backend(args.backend)
     device = backend.device_info().get("device", "")
     print(f"backend: {backend.name} ({device})")
     print(f"data: {args.data}: {len(X_train)} training and {len(X_test)} test samples, "
           f"{X.shape[1]} features, {'classification' if classify else 'regression'}")
+    if not args.quiet:  # drawn from here on, below the lines above
+        est.callbacks.append(ProgressBar(total=args.epochs))
     tic = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

@@ -185,10 +185,6 @@ class _BaseMLP(BaseEstimator):
             if self.solver in _STOCHASTIC_SOLVERS:
                 if not resume and (not incremental or not hasattr(self, "_optimizer")):
                     self._optimizer = self._make_optimizer(model)
-                if self.verbose:
-                    from .progress import ProgressBar
-
-                    callbacks.append(ProgressBar(total=1 if incremental else self.max_iter))
                 try:
                     fit_stochastic(self, model, self._optimizer, X, Y, sample_weight, random_state,
                                    incremental, callbacks, resume=resume)
@@ -293,12 +289,14 @@ class _BaseMLP(BaseEstimator):
 
     def _load_model(self, backend: Backend) -> None:
         """Bring the model onto ``backend`` with the ``coefs_``/``intercepts_`` handed out
-        (and possibly edited); nothing moves when they were not read since training."""
+        (and possibly edited); nothing moves when they were not read since training. An
+        ``activation`` set since training is used from now on, as scikit-learn does."""
         model = self._model
-        if model.backend is not backend:
+        if model.backend is not backend or model.activation != self.activation:
             weights = self._checked_host_weights(*self._host_weights())
-            model = MLP(model.layer_units, model.activation, model.output, backend, model.dtype)
-            self.__dict__.pop("_optimizer", None)
+            if model.backend is not backend:  # the optimizer's state lives on the old device
+                self.__dict__.pop("_optimizer", None)
+            model = MLP(model.layer_units, self.activation, model.output, backend, model.dtype)
             self._model = model
             model.set_weights(*weights)
         elif self.__dict__.get("_host_coefs") is not None:  # checked first: the model stays whole
@@ -453,11 +451,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     f"`y` has classes not in `self.classes_`. `self.classes_` has "
                     f"{self.classes_}. 'y' has {unique_labels(y)}."
                 )
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"The training data has only one class ({self.classes_[0]!r}); a classifier "
-                "needs at least 2. Pass all classes to partial_fit(classes=...)."
-            )
         if positions is None:
             return X, self._label_binarizer.transform(y).astype(X.dtype)
         return X, _one_hot(positions, len(self.classes_), X.dtype)
@@ -792,7 +785,8 @@ def _check_finite_and_magnitude(X, backend: Backend) -> None:
         raise ValueError(
             f"X has values up to {peak:.3g}, too large to train on in {X.dtype.name} (squared "
             f"gradients would overflow above {limit:.3g}). Scale the features first, e.g. with "
-            "sklearn.preprocessing.StandardScaler, or use dtype='float64'."
+            "sklearn.preprocessing.StandardScaler"
+            + (", or use dtype='float64'." if X.dtype == np.float32 else ".")
         )
 
 

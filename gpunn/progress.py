@@ -1,4 +1,8 @@
-"""A progress bar over epochs, as a training callback (what ``verbose=True`` shows)."""
+"""A progress bar over epochs, as a training callback (what ``gpunn train`` shows).
+
+Pass ``callbacks=[ProgressBar(total=max_iter)]`` to an estimator for the same bar;
+``verbose=True`` prints scikit-learn's per-iteration lines instead.
+"""
 
 from __future__ import annotations
 

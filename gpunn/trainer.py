@@ -176,6 +176,8 @@ def fit_stochastic(
         est.loss_ = loss
         est.t_ += n_train
         est.loss_curve_.append(loss)
+        if est.verbose:
+            print("Iteration %d, loss = %.8f" % (est.n_iter_, loss))
         val_score = val_loss = None
         if validation is not None:
             val_score, val_loss = validation.evaluate()
@@ -185,6 +187,8 @@ def fit_stochastic(
         plateau_stop = False
         if est._no_improvement_count > est.n_iter_no_change:
             plateau_stop = optimizer.on_plateau()
+            if est.verbose:
+                print(_plateau_message(est, optimizer, plateau_stop))
             if not plateau_stop:
                 est._no_improvement_count = 0
         # callbacks see the epoch's final state (a checkpoint saved here resumes exactly)
@@ -212,6 +216,8 @@ def _update_no_improvement_count(est, model: MLP, val_score: float | None) -> No
     """scikit-learn's plateau counter: on the validation score, else on the training loss."""
     if val_score is not None:
         est.validation_scores_.append(val_score)
+        if est.verbose:
+            print("Validation score: %f" % val_score)
         if val_score < est.best_validation_score_ + est.tol:
             est._no_improvement_count += 1
         else:
@@ -226,6 +232,18 @@ def _update_no_improvement_count(est, model: MLP, val_score: float | None) -> No
             est._no_improvement_count = 0
         if est.loss_curve_[-1] < est.best_loss_:
             est.best_loss_ = est.loss_curve_[-1]
+
+
+def _plateau_message(est, optimizer, stopping: bool) -> str:
+    """scikit-learn's words (``verbose``) when training stalls: stopping, or a lower rate."""
+    message = "%s did not improve more than tol=%f for %d consecutive epochs." % (
+        "Validation score" if est.early_stopping else "Training loss", est.tol,
+        est.n_iter_no_change)
+    if not stopping:
+        return message + " Setting learning rate to %f" % optimizer.learning_rate
+    if optimizer.schedule.kind == "adaptive":
+        return message + " Learning rate too small. Stopping."
+    return message + " Stopping."
 
 
 def fit_lbfgs(est, model: MLP, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:

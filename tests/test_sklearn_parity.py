@@ -141,6 +141,67 @@ def test_partial_fit_and_warm_start_equal_sklearn():
     _assert_same_model(theirs, ours)
 
 
+@pytest.mark.parametrize("params", [
+    dict(solver="adam", n_iter_no_change=2, tol=1.0),  # stalls: "Stopping."
+    dict(solver="sgd", learning_rate="adaptive", n_iter_no_change=1, tol=1.0),  # lowers the rate
+    dict(solver="sgd", early_stopping=True, n_iter_no_change=2),  # validation scores
+])
+def test_verbose_prints_what_sklearn_prints(capsys, params):
+    X, y = _data("multiclass", n=120)
+    outputs = []
+    for est in _pair("multiclass", hidden_layer_sizes=(6,), random_state=0, max_iter=8,
+                     verbose=True, **params):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+        outputs.append(capsys.readouterr().out)
+    theirs, ours = outputs
+    assert "Iteration 1, loss = " in theirs and ours == theirs
+
+
+def test_an_activation_set_after_fit_is_used_as_in_sklearn():
+    X, y = _data("multiclass")
+    theirs, ours = _pair("multiclass", hidden_layer_sizes=(6,), random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est in (theirs, ours):
+            est.fit(X, y)
+            est.set_params(activation="tanh")
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=RTOL)
+    for est in (theirs, ours):
+        est.partial_fit(X, y)
+    _assert_same_model(theirs, ours)
+
+
+@pytest.mark.parametrize("labels", [np.zeros(60), np.array(["only"] * 60)])
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_a_single_class_trains_as_in_sklearn(labels, solver):
+    """One class is legal (a constant column under MultiOutputClassifier, say): scikit-learn
+    trains one logistic unit towards 0 and always predicts that class."""
+    X, _ = _data("binary")
+    theirs, ours = _pair("binary", hidden_layer_sizes=(4,), random_state=0, max_iter=5, solver=solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs.fit(X, labels)
+        ours.fit(X, labels)
+    _assert_same_model(theirs, ours)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=RTOL)
+
+
+def test_multioutput_classifier_with_a_constant_column_matches_sklearn():
+    from sklearn.multioutput import MultiOutputClassifier
+
+    X, Y = _data("multilabel")
+    Y[:, 2] = 0
+    params = dict(hidden_layer_sizes=(4,), random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = MultiOutputClassifier(sk.MLPClassifier(**params)).fit(X, Y)
+        ours = MultiOutputClassifier(gpunn.MLPClassifier(backend="numpy", **params)).fit(X, Y)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+
+
 @pytest.mark.parametrize("classes, y", [
     (np.arange(10), np.arange(50) % 10),
     ([0, 1], np.array([1, 0, 0, 1])),
