@@ -163,7 +163,7 @@ def fit_stochastic(
                            0.5 * alpha * scale)
         # 0 * sum(w**2) is NaN when any weight is non-finite: one read checks loss and weights.
         be.sum_squares(model.params, acc, 0.0)
-        loss = be.read_scalar(acc) / n_train
+        loss = np.float64(be.read_scalar(acc) / n_train)  # scikit-learn's loss_ type
         seconds = time.perf_counter() - tic
 
         if not np.isfinite(loss):
@@ -273,7 +273,7 @@ def fit_lbfgs(est, model: MLP, X: np.ndarray, Y: np.ndarray, sample_weight) -> N
         options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol},
     )
     est.n_iter_ = _check_optimize_result("lbfgs", result, est.max_iter)
-    est.loss_ = float(result.fun)
+    est.loss_ = np.float64(result.fun)  # scikit-learn's type
     model.params[...] = be.asarray(result.x, model.dtype)
     if not be.all_finite(model.params) or not np.isfinite(est.loss_):
         raise DivergenceError(

@@ -45,6 +45,7 @@ def _assert_same_model(theirs, ours):
     if hasattr(theirs, "loss_curve_"):
         np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=RTOL)
     np.testing.assert_allclose(ours.loss_, theirs.loss_, rtol=RTOL)
+    assert type(ours.loss_) is type(theirs.loss_)
     for name in ("best_loss_", "best_validation_score_", "validation_scores_", "t_"):
         expected = getattr(theirs, name, None)
         if expected is None:
