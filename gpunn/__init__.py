@@ -12,9 +12,9 @@ on an NVIDIA GPU through CuPy when one is present, else on the CPU through NumPy
 chooses (``GPUNN_BACKEND`` in the environment moves every estimator left on "auto").
 A call that raises (bad input, a diverging run) leaves the estimator as it was. CuPy
 arrays are taken where they are: ``fit`` on one makes no host copy, and ``predict`` on
-one returns one. On the
-CPU, what NumPy cannot fuse (the optimizer step, bias + ReLU) runs compiled for your CPU
-at first use when a C++ compiler is present (``GPUNN_CPU_KERNELS=0`` turns that off).
+one returns one. On the CPU, what NumPy cannot fuse (the optimizer step, bias + ReLU)
+runs compiled for your CPU at first use when a C++ compiler is present
+(``GPUNN_CPU_KERNELS=0`` turns that off).
 
 Modules: ``backends`` (the numeric contract and its NumPy/CuPy implementations),
 ``mlp`` (the network on one flat parameter buffer), ``optim`` and ``schedules``,
