@@ -171,6 +171,7 @@ _FITTED = {
     "n_features_in_": _INT, "feature_names_in_": _list_of(_STR, "strings"),
 }
 _COUNTERS = tuple(k for k in _FITTED if k != "feature_names_in_")
+_FLOAT64 = ("loss_", "best_loss_", "loss_curve_")
 _MISSING = object()
 
 
@@ -249,7 +250,11 @@ def _set_fitted(est, fitted: dict, units: list[int], output: str) -> None:
     if names is not None and len(names) != units[0]:
         raise ModelFileError(f"{len(names)} feature names for {units[0]} input features")
     for key, value in fitted.items():
-        setattr(est, key, np.asarray(value, dtype=object) if key == "feature_names_in_" else value)
+        if key == "feature_names_in_":
+            value = np.asarray(value, dtype=object)
+        elif key in _FLOAT64 and value is not None:  # as training gives them, like scikit-learn
+            value = [np.float64(v) for v in value] if isinstance(value, list) else np.float64(value)
+        setattr(est, key, value)
 
 
 def _set_classes(est, meta: dict, arrays: dict[str, np.ndarray], n_outputs: int) -> None:
@@ -264,8 +269,9 @@ def _set_classes(est, meta: dict, arrays: dict[str, np.ndarray], n_outputs: int)
                              f"of shape {classes.shape}")
     if classes.dtype.kind == "f" and not np.isfinite(classes).all():
         raise ModelFileError(f"classes must be finite; got {_short(classes.tolist())}")
-    needed = 1 if y_type == "binary" else len(classes)
-    if len(classes) < 2 or (y_type == "binary" and len(classes) != 2) or needed != n_outputs:
+    needed = 1 if y_type == "binary" else len(classes)  # one class trains as binary
+    if (len(classes) < (1 if y_type == "binary" else 2) or (y_type == "binary" and len(classes) > 2)
+            or needed != n_outputs):
         raise ModelFileError(f"{len(classes)} classes ({y_type}) do not fit {n_outputs} output "
                              f"unit(s)")
     lb = LabelBinarizer()

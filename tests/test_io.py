@@ -269,16 +269,21 @@ def test_crafted_metadata_is_refused_naming_the_problem(tmp_path, data, case):
         gpunn.load(tmp_path / "bad.npz")
 
 
-@pytest.mark.parametrize("kind", ["binary", "multilabel", "regressor", "int hidden size"])
+@pytest.mark.parametrize("kind", ["binary", "multilabel", "regressor", "int hidden size",
+                                  "one class", "one string class"])
 def test_every_kind_of_model_passes_the_checks(tmp_path, kind):
     X, y = make_classification(60, 4, n_informative=3, n_redundant=0, n_classes=3, random_state=0)
-    targets = {"binary": y == 1, "multilabel": np.eye(3, dtype=int)[y] | (X[:, :1] > 0)}
+    targets = {"binary": y == 1, "multilabel": np.eye(3, dtype=int)[y] | (X[:, :1] > 0),
+               "one class": np.zeros(60), "one string class": np.array(["only"] * 60)}
     if kind == "regressor":
         est = gpunn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=3, backend="numpy", loss="poisson").fit(X, y)
     else:
         est = _fit(X, targets.get(kind, y), hidden_layer_sizes=5 if kind == "int hidden size" else (4,))
     est.save(tmp_path / "m.npz")
-    np.testing.assert_array_equal(gpunn.load(tmp_path / "m.npz").predict(X), est.predict(X))
+    loaded = gpunn.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    assert type(loaded.loss_) is type(est.loss_) is np.float64
+    assert loaded.loss_curve_ == est.loss_curve_ and type(loaded.loss_curve_[0]) is np.float64
 
 
 # -- where a model can be saved -----------------------------------------------------------
