@@ -25,6 +25,10 @@ from typing import Callable
 
 import numpy as np
 
+from .cli import OneLineParser
+from .datasets import load_mnist
+from .io import check_output_path
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -53,6 +57,7 @@ WORKLOADS = {
     "W3": Workload("W3", 784, (256, 128), "logistic", 10, 60_000, 128),
     "W4": Workload("W4", 784, (2048, 2048), "relu", 10, 20_480, 1024),
 }
+SOLVERS = ("sgd", "adam")  # the two with a partial_fit in scikit-learn
 
 
 def make_data(w: Workload, seed: int = 0, n_samples: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +288,9 @@ def implementations(args, gpu_xp=None) -> dict[str, Callable]:
     return impls
 
 
-def run(args) -> dict:
+def run(args, mnist: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """Time every implementation on ``args``' workloads and solvers, and on ``mnist``'s
+    (X, y) when given; the rows of the table, with the machine's description."""
     import gpunn
 
     gpu_xp = None
@@ -297,14 +304,11 @@ def run(args) -> dict:
         results["gpu_gemm_peak_gflops"] = peaks["gemm-only-cuda"]
     impls = implementations(args, gpu_xp)
     workloads = [WORKLOADS[name] for name in args.workloads.split(",")]
-    if args.mnist:
-        from .datasets import load_mnist
-
-        X_m, y_m = load_mnist(args.mnist)
-        workloads.append(Workload("MNIST", 784, (256, 128), "relu", 10, len(X_m), 256))
+    if mnist is not None:
+        workloads.append(Workload("MNIST", 784, (256, 128), "relu", 10, len(mnist[0]), 256))
     for w in workloads:
         if w.name == "MNIST":
-            X, y = X_m, y_m
+            X, y = mnist
         else:
             X, y = make_data(w, n_samples=args.samples)
         for solver in args.solvers.split(","):
@@ -394,8 +398,33 @@ def memory_check() -> dict:
             "growth_over_x": (peak - base) / x_kib}
 
 
+def _check_args(parser: argparse.ArgumentParser, args) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every option checked, and MNIST loaded, before minutes of timing start: a typo
+    costs a one-line error (exit 2), not a traceback at the end of the run."""
+    for option, given, known in (("--workloads", args.workloads, WORKLOADS),
+                                 ("--solvers", args.solvers, SOLVERS)):
+        unknown = [name for name in given.split(",") if name not in known]
+        if unknown:
+            parser.error(f"{option}: unknown {', '.join(map(repr, unknown))}; "
+                         f"choose from {','.join(known)}")
+    for option, value in (("--repeats", args.repeats), ("--samples", args.samples)):
+        if value is not None and value < 1:
+            parser.error(f"{option} must be at least 1, not {value}")
+    if args.json:
+        try:
+            check_output_path(args.json)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--json: {exc}")
+    if not args.mnist:
+        return None
+    try:
+        return load_mnist(args.mnist)
+    except (OSError, ValueError) as exc:
+        parser.error(f"--mnist: {exc}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gpunn bench", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="gpunn bench", description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="W1,W2,W3,W4", help="comma-separated: W1,W2,W3,W4")
     parser.add_argument("--solvers", default="sgd,adam")
     parser.add_argument("--repeats", type=int, default=5, help="timed epochs of each, after one warm-up")
@@ -408,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.samples, args.repeats = args.samples or 1024, 1
-    results = run(args)
+    mnist = _check_args(parser, args)
+    results = run(args, mnist)
     if args.memory:
         results["memory"] = memory_check()
     print(format_table(results))

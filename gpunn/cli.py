@@ -26,7 +26,7 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, not the whole usage block (exit 2).
 
     ``add_subparsers`` makes the subcommands' parsers of this class too.
@@ -47,7 +47,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gpunn", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="gpunn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train an MLP and report its scores and speed")

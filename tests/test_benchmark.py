@@ -2,6 +2,9 @@
 
 import json
 
+import numpy as np
+import pytest
+
 from gpunn import benchmark
 
 
@@ -49,6 +52,36 @@ def test_cli_bench_delegates(capsys):
     assert main(["bench", "--quick", "--workloads", "W1", "--solvers", "adam", "--samples", "64",
                  "--no-sklearn"]) == 0
     assert "gpunn-numpy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workloads", "W2,W5"], "--workloads: unknown 'W5'; choose from W1,W2,W3,W4"),
+    (["--solvers", "lbfgs"], "--solvers: unknown 'lbfgs'; choose from sgd,adam"),
+    (["--repeats", "0"], "--repeats must be at least 1, not 0"),
+    (["--samples", "-5"], "--samples must be at least 1, not -5"),
+    (["--json", "no/such/folder/out.json"], "--json: folder no/such/folder does not exist"),
+    (["--mnist", "no/such/folder"], "--mnist: MNIST folder not found"),
+])
+def test_a_bad_option_stops_the_run_before_any_timing(monkeypatch, capsys, argv, message):
+    """One line and exit 2, before minutes of timing (a bad --json path used to lose the
+    whole run at its end, a bad --mnist folder its first blocks)."""
+    monkeypatch.setattr(benchmark, "run", lambda *a: pytest.fail("timing started"))
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_mnist_is_loaded_before_timing_and_timed_as_its_own_workload(monkeypatch, tmp_path, capsys):
+    X = np.random.default_rng(0).random((64, 784), dtype=np.float32)
+    y = np.arange(64) % 10
+    monkeypatch.setattr(benchmark, "load_mnist", lambda folder: (X, y))
+    out = tmp_path / "bench.json"
+    assert benchmark.main(["--quick", "--workloads", "W1", "--solvers", "sgd", "--no-sklearn",
+                           "--samples", "64", "--mnist", str(tmp_path), "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["workload"] for r in rows} == {"W1", "MNIST"}
 
 
 def test_implementations_take_turns_epoch_by_epoch():
