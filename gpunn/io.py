@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import tempfile
 import zipfile
@@ -188,9 +189,10 @@ class Checkpoint:
     """
 
     def __init__(self, path: str | os.PathLike, every: int = 1):
-        if int(every) < 1:
-            raise ValueError(f"every must be a positive number of epochs; got {every!r}")
-        self.path, self.every = Path(path), int(every)
+        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
+            raise ValueError(f"every must be a positive whole number of epochs; got {every!r}")
+        # checked now, not at the first save: a typo in the folder costs no training
+        self.path, self.every = check_output_path(path), int(every)
 
     def __call__(self, metrics: dict) -> None:
         if metrics["epoch"] % self.every == 0:

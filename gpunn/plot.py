@@ -62,12 +62,25 @@ def decision_boundary(est, X, y, ax: Any = None, resolution: int = 200):
     grid = np.c_[xx.ravel(), yy.ravel()].astype(X.dtype if X.dtype.kind == "f" else np.float64)
     proba = est.predict_proba(grid)
     classes = list(est.classes_)
+    colours = _class_positions(y, classes, len(X))
     labels = np.array([classes.index(c) for c in est.predict(grid)]).reshape(xx.shape)
     ax.contourf(xx, yy, labels, alpha=0.3, cmap="coolwarm", levels=np.arange(len(classes) + 1) - 0.5)
     if len(classes) == 2:
         ax.contour(xx, yy, proba[:, 1].reshape(xx.shape), levels=[0.5], colors="k", linewidths=1)
-    ax.scatter(X[:, 0], X[:, 1], c=[classes.index(c) for c in y], cmap="coolwarm", edgecolor="k", s=18)
+    ax.scatter(X[:, 0], X[:, 1], c=colours, cmap="coolwarm", edgecolor="k", s=18)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     fig.tight_layout()
     return fig
+
+
+def _class_positions(y, classes: list, n_rows: int) -> list[int]:
+    """Each label's position in ``classes`` (its colour), once ``y`` is known to fit."""
+    y = np.asarray(y).ravel()
+    if len(y) != n_rows:
+        raise ValueError(f"y has {len(y)} labels for {n_rows} rows of X")
+    unknown = [label for label in dict.fromkeys(y.tolist()) if label not in classes]
+    if unknown:
+        raise ValueError(f"y has labels the model was not trained on: {unknown[:5]}; "
+                         f"its classes_ are {classes}")
+    return [classes.index(label) for label in y.tolist()]

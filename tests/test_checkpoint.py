@@ -62,3 +62,14 @@ def test_sigkill_never_leaves_a_broken_file_and_resume_is_exact(tmp_path):
         for p in leftovers:  # a temporary file from a killed save is never the model
             assert not (tmp_path / p).samefile(ckpt)
     assert resumed_any == 6
+
+
+def test_a_bad_checkpoint_path_or_interval_is_refused_before_training(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        gpunn.Checkpoint(tmp_path / "no" / "such" / "run.npz")
+    with pytest.raises(IsADirectoryError):
+        gpunn.Checkpoint(tmp_path)
+    for every in (0, 2.5, "3", True):
+        with pytest.raises(ValueError, match="positive whole number"):
+            gpunn.Checkpoint(tmp_path / "run.npz", every=every)
+    assert gpunn.Checkpoint(tmp_path / "run.npz", every=np.int64(3)).every == 3

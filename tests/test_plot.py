@@ -31,3 +31,7 @@ def test_decision_boundary_and_errors():
         decision_boundary(est, np.ones((3, 3)), [0, 1, 0])
     with pytest.raises(ValueError, match="no loss_curve_"):
         loss_curves(est)  # lbfgs keeps no curve
+    with pytest.raises(ValueError, match="50 labels for 100 rows"):
+        decision_boundary(est, X, y[:50])
+    with pytest.raises(ValueError, match=r"not trained on: \[5, 6\]"):
+        decision_boundary(est, X, y + 5)
