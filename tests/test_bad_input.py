@@ -93,7 +93,7 @@ CASES = [
     ("load a missing file", lambda: gpunn.load("/nonexistent/model.npz"), FileNotFoundError, "model file not found"),
     ("load not a model", lambda: gpunn.load(__file__), gpunn.ModelFileError, "not a gpunn model file"),
     ("unknown GPUNN_BACKEND", lambda: gpunn.get_backend("opencl"), ValueError, "Unknown backend 'opencl'"),
-    ("Checkpoint every 0", lambda: gpunn.Checkpoint("x.npz", every=0), ValueError, "positive number of epochs"),
+    ("Checkpoint every 0", lambda: gpunn.Checkpoint("x.npz", every=0), ValueError, "positive whole number of epochs"),
 ]
 if not cupy_status()[0]:
     CASES.append(("cupy backend unavailable", lambda: C(backend="cupy").fit(X, y),

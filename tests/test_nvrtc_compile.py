@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import importlib.util
 import os
 import re
 import shutil
@@ -157,12 +158,14 @@ def test_kernels_ship_in_the_wheel(tmp_path):
 
 
 def _offline_build() -> list[str]:
-    """``--no-build-isolation`` where this Python already has the build backend the
-    project asks for (setuptools >= 64), so that the wheel builds with no package
-    registry (a lent GPU machine has none); otherwise pip fetches it as usual."""
+    """``--no-build-isolation`` where this Python can already build the wheel (setuptools
+    >= 64, as the project asks, with ``bdist_wheel``: built in since 70.1, else the
+    ``wheel`` package), so that it builds with no package registry (a lent GPU machine
+    has none); otherwise pip fetches its build tools as usual."""
     try:
         import setuptools
     except ImportError:
         return []
-    major = int(setuptools.__version__.split(".")[0])
-    return ["--no-build-isolation"] if major >= 64 else []
+    version = tuple(int(part) for part in setuptools.__version__.split(".")[:2])
+    bdist_wheel = version >= (70, 1) or importlib.util.find_spec("wheel") is not None
+    return ["--no-build-isolation"] if version >= (64,) and bdist_wheel else []
