@@ -28,6 +28,7 @@ import numpy as np
 from .cli import OneLineParser
 from .datasets import load_mnist
 from .io import check_output_path
+from .mlp import training_flops
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,7 @@ class Workload:
 
     @property
     def flops_per_sample(self) -> int:
-        """Forward 2*in*out per layer; backward 4*in*out, minus the unused input gradient."""
-        pairs = list(zip(self.layer_units[:-1], self.layer_units[1:]))
-        return 6 * sum(i * o for i, o in pairs) - 2 * pairs[0][0] * pairs[0][1]
+        return training_flops(self.layer_units)
 
 
 WORKLOADS = {

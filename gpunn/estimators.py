@@ -3,7 +3,9 @@
 Same constructor parameters, fitted attributes and methods as scikit-learn 1.9's classes
 (so swapping the import gives the same model for the same ``random_state``), plus:
 
-* ``backend``: ``"auto"`` (GPU through CuPy when present, else CPU), ``"numpy"``, ``"cupy"``;
+* ``backend``: ``"auto"`` (GPU through CuPy when present, else CPU; a network whose
+  training steps are too small to pay for a GPU's kernel launches trains on the CPU),
+  ``"numpy"``, ``"cupy"``;
 * ``dtype``: ``None`` follows X like scikit-learn (float32 stays float32, everything else
   becomes float64), or ``"float32"`` / ``"float64"`` to choose;
 * ``batch_size="full"``: full-batch gradient descent;
@@ -26,14 +28,16 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _num_features,
+    _num_samples,
     check_array,
     check_is_fitted,
     validate_data,
 )
 
-from .backends import get_backend
+from .backends import follows_auto, get_backend, on_gpu
 from .backends.base import Backend
-from .mlp import MLP
+from .mlp import MLP, training_flops
 from .optim import SGD, Adam
 from .rollback import CallRollback
 from .schedules import LearningRateSchedule
@@ -153,17 +157,14 @@ class _BaseMLP(BaseEstimator):
             return self._train(X, y, sample_weight, incremental, resume)
 
     def _train(self, X, y, sample_weight, incremental: bool, resume: bool):
-        hidden = self.hidden_layer_sizes
-        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
-        if any(h <= 0 for h in hidden):
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        hidden = self._hidden_layers()
         callbacks = list(self.callbacks or [])
         for cb in callbacks:
             if not callable(cb):
                 raise TypeError(f"callbacks must be callables taking a metrics dict; got {cb!r}.")
         first_pass = not resume and (
             not hasattr(self, "_model") or (not self.warm_start and not incremental))
-        backend = get_backend(self.backend)
+        backend = self._backend_for(X, new_model=first_pass)
         X, Y = self._validate_input(X, y, backend, incremental or resume, reset=first_pass)
         _check_finite_and_magnitude(X, backend)
         if sample_weight is not None:
@@ -287,6 +288,40 @@ class _BaseMLP(BaseEstimator):
         """The model's weights are the ones to use: fetch them again when read."""
         self._host_coefs = self._host_intercepts = None
 
+    def _hidden_layers(self) -> list[int]:
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if any(h <= 0 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        return hidden
+
+    def _backend_for(self, X, new_model: bool) -> Backend:
+        """Where a call on X runs: ``get_backend(self.backend)``, except under plain "auto"
+        (no ``GPUNN_BACKEND``), where data on the GPU runs there, a trained model stays
+        where it is, and a new model whose training steps are too small to pay for a GPU's
+        kernel launches trains on the CPU (``gpunn.backends.GPU_MIN_STEP_FLOPS``)."""
+        if not follows_auto(self.backend) or on_gpu(X):
+            return get_backend(self.backend)
+        if not new_model:
+            return self._model.backend
+        try:
+            n_samples, n_features = _num_samples(X), _num_features(X)
+        except (TypeError, ValueError):  # not read here: validation says what is wrong
+            return get_backend(self.backend)
+        return get_backend(self.backend, step_flops=self._step_flops(n_features, n_samples))
+
+    def _step_flops(self, n_features: int, n_samples: int | None) -> float | None:
+        """About the arithmetic of one training step (the output layer counted as one
+        unit); None where it depends on a number of samples not known (full batch, at
+        load)."""
+        full_batch = self.solver == "lbfgs" or self.batch_size == "full"
+        rows = n_samples if full_batch else 200 if self.batch_size == "auto" else self.batch_size
+        if rows is None:
+            return None
+        if n_samples is not None:
+            rows = min(rows, n_samples)
+        return rows * training_flops([n_features, *self._hidden_layers(), 1])
+
     def _load_model(self, backend: Backend) -> None:
         """Bring the model onto ``backend`` with the ``coefs_``/``intercepts_`` handed out
         (and possibly edited); nothing moves when they were not read since training. An
@@ -323,7 +358,7 @@ class _BaseMLP(BaseEstimator):
         X may be a device array of the backend: it is checked and used where it is.
         """
         check_is_fitted(self)
-        backend = get_backend(self.backend)
+        backend = self._backend_for(X, new_model=False)
         if backend.holds(X):
             X = _device_X(self, X, backend, reset=False, dtype=(np.float64, np.float32))
             if not backend.all_finite(X):

@@ -18,6 +18,13 @@ import numpy as np
 from .backends.base import Backend
 
 
+def training_flops(layer_units: Sequence[int]) -> int:
+    """Floating-point operations of one training step, per example: forward 2 x in x out a
+    layer, backward 4 x in x out, less the input gradient no layer needs."""
+    pairs = list(zip(layer_units[:-1], layer_units[1:]))
+    return 6 * sum(i * o for i, o in pairs) - 2 * pairs[0][0] * pairs[0][1]
+
+
 class Workspace:
     """Activations and deltas for batches of up to ``max_rows`` rows, allocated once.
 

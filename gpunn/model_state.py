@@ -103,7 +103,7 @@ def restore_estimator(meta: dict, arrays: dict[str, np.ndarray], backend=None):
     rng = _random_state(meta, arrays) if "rng" in meta else None
     indices = _index_arrays(arrays)
 
-    be = get_backend(est.backend)
+    be = get_backend(est.backend, step_flops=est._step_flops(units[0], None))
     model = MLP(units, meta["activation"], meta["output"], be, dtype)
     model.params[...] = be.asarray(arrays["params"])
     est._model = model

@@ -1,5 +1,6 @@
 """Choosing a backend by name, by environment variable and automatically."""
 
+import numpy as np
 import pytest
 
 import gpunn
@@ -58,3 +59,71 @@ def test_import_does_not_touch_cuda():
     code = "import sys, gpunn; print('cupy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- "auto" where a GPU is: the CuPy stand-in plays it --------------------------------------
+@pytest.fixture
+def gpu_here(monkeypatch):
+    """A machine where "auto" sees a GPU: CupyBackend's code on the CUDA emulator."""
+    from conftest import BACKEND_FACTORIES
+
+    standin = BACKEND_FACTORIES["cupy-standin"]()
+    monkeypatch.delenv("GPUNN_BACKEND", raising=False)
+    monkeypatch.setattr(gpunn.backends, "cupy_status", lambda: (True, "a stand-in GPU"))
+    monkeypatch.setitem(gpunn.backends._instances, "cupy", standin)
+    return standin
+
+
+TINY = dict(hidden_layer_sizes=(5, 2), activation="logistic", max_iter=2)  # the notes' net
+
+
+def _xy(n_samples, n_features, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features)).astype(np.float32)
+    return X, (X[:, 0] > 0).astype(int)
+
+
+def test_auto_takes_the_gpu_only_for_steps_that_pay_for_it(gpu_here):
+    from gpunn.backends import GPU_MIN_STEP_FLOPS
+
+    assert gpunn.get_backend("auto") is gpu_here
+    assert gpunn.get_backend("auto", step_flops=GPU_MIN_STEP_FLOPS) is gpu_here
+    assert gpunn.get_backend("auto", step_flops=6e3).name == "numpy"
+    assert "~6,000 FLOPs runs faster on the CPU" in gpunn.backends._last_choice["reason"]
+    assert gpunn.get_backend("cupy", step_flops=6e3) is gpu_here  # a name is obeyed
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_tiny_network_trains_on_the_cpu_and_a_large_one_on_the_gpu(gpu_here):
+    X, y = _xy(100, 3)
+    tiny = gpunn.MLPClassifier(**TINY).fit(X, y)  # 3-5-2-1 at batch 100: ~13 kFLOP a step
+    assert tiny._model.backend.name == "numpy"
+    assert tiny.predict(X).shape == (100,) and tiny._model.backend.name == "numpy"  # stays
+    X_big, y_big = _xy(64, 400)
+    big = gpunn.MLPClassifier((64,), max_iter=1).fit(X_big, y_big)  # 400-64-1 x 64 rows: ~7 MFLOP
+    assert big._model.backend is gpu_here
+    big.predict(X_big)
+    assert big._model.backend is gpu_here
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_data_on_the_gpu_or_a_named_backend_wins_over_the_size_rule(gpu_here, monkeypatch):
+    X, y = _xy(100, 3)
+    on_device = gpunn.MLPClassifier(**TINY).fit(gpu_here.asarray(X), y)
+    assert on_device._model.backend is gpu_here
+    tiny = gpunn.MLPClassifier(**TINY).fit(X, y)
+    assert tiny._model.backend.name == "numpy"
+    tiny.predict(gpu_here.asarray(X))  # predicting on device data moves the model there
+    assert tiny._model.backend is gpu_here
+    assert gpunn.MLPClassifier(**TINY, backend="cupy").fit(X, y)._model.backend is gpu_here
+    monkeypatch.setenv("GPUNN_BACKEND", "cupy")
+    assert gpunn.MLPClassifier(**TINY).fit(X, y)._model.backend is gpu_here
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_loaded_tiny_model_predicts_on_the_cpu(gpu_here, tmp_path):
+    X, y = _xy(100, 3)
+    gpunn.MLPClassifier(**TINY, backend="numpy").fit(X, y).set_params(backend="auto").save(
+        tmp_path / "tiny.npz")
+    loaded = gpunn.load(tmp_path / "tiny.npz")
+    assert loaded.backend == "auto" and loaded._model.backend.name == "numpy"

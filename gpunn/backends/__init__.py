@@ -6,6 +6,7 @@ when a backend is first asked for, and ``"auto"`` never raises.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -14,6 +15,12 @@ from .numpy_backend import NumpyBackend
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 ENV_VAR = "GPUNN_BACKEND"
+#: "auto" leaves a training step of fewer floating-point operations than this to the CPU
+#: even where there is a GPU: a GPU step costs its host a few hundred microseconds of
+#: kernel launches however small the network. (Run G5, bench/RESULTS.md: a 3-5-2-2 net at
+#: batch 32, ~6 kFLOP a step, trained 3-5x faster on the CPU than on an H100; the
+#: 784-256-128-10 net at batch 256, 361 MFLOP a step, 4x faster on the GPU.)
+GPU_MIN_STEP_FLOPS = 1e6
 
 _instances: dict[str, Backend] = {}
 _last_choice: dict[str, str] = {}
@@ -23,8 +30,12 @@ class BackendUnavailableError(RuntimeError):
     """A backend was asked for by name but cannot run on this machine."""
 
 
+@functools.lru_cache(maxsize=1)
 def cupy_status() -> tuple[bool, str]:
-    """Whether the CuPy backend can run here, and why (or why not). Never raises."""
+    """Whether the CuPy backend can run here, and why (or why not). Never raises.
+
+    Asked once a process (a failed ``import cupy`` costs ~40 us each time it is retried,
+    and every ``fit``/``predict`` on "auto" asks)."""
     try:
         import cupy
     except ImportError as exc:
@@ -54,7 +65,7 @@ def _make(name: str) -> Backend:
     return _instances[name]
 
 
-def get_backend(name: str | Backend | None = None) -> Backend:
+def get_backend(name: str | Backend | None = None, step_flops: float | None = None) -> Backend:
     """Return a backend instance.
 
     Parameters
@@ -65,6 +76,9 @@ def get_backend(name: str | Backend | None = None) -> Backend:
         pick CuPy when it imports and sees a CUDA device, and NumPy otherwise. Asking for
         ``"cupy"`` where it cannot run raises ``BackendUnavailableError`` saying why and
         how to fix it.
+    step_flops : float, optional
+        The arithmetic of one training step, where the caller knows it: ``"auto"`` then
+        picks NumPy for steps under ``GPU_MIN_STEP_FLOPS``, which run faster on the CPU.
     """
     if isinstance(name, Backend):
         return name
@@ -90,6 +104,11 @@ def get_backend(name: str | Backend | None = None) -> Backend:
             )
         _last_choice.update(name="cupy", reason=f"{asked}; {why}")
         return _make("cupy")
+    if ok and step_flops is not None and step_flops < GPU_MIN_STEP_FLOPS:
+        _last_choice.update(name="numpy", reason=(
+            f"auto: a training step of ~{step_flops:,.0f} FLOPs runs faster on the CPU than "
+            f"a GPU's kernel launches ({why})"))
+        return _make("numpy")
     if ok:
         try:
             backend = _make("cupy")
@@ -100,6 +119,23 @@ def get_backend(name: str | Backend | None = None) -> Backend:
         return backend
     _last_choice.update(name="numpy", reason=f"auto: {why}")
     return _make("numpy")
+
+
+def follows_auto(name: str | Backend | None) -> bool:
+    """Whether ``name`` leaves the choice to "auto" itself: no backend named, and no
+    ``GPUNN_BACKEND`` naming one."""
+    named = isinstance(name, Backend) or (name is not None and str(name).strip().lower() != "auto")
+    return not named and not os.environ.get(ENV_VAR, "").strip()
+
+
+def on_gpu(x: Any) -> bool:
+    """Whether ``x`` is an array on the GPU backend's device (CuPy's, where it runs)."""
+    if not cupy_status()[0]:
+        return False
+    try:
+        return _make("cupy").holds(x)
+    except Exception:  # a CuPy that cannot start holds nothing
+        return False
 
 
 def info() -> dict[str, Any]:
@@ -123,12 +159,15 @@ def available_backends() -> list[str]:
 
 
 __all__ = [
+    "GPU_MIN_STEP_FLOPS",
     "Backend",
     "BackendUnavailableError",
     "NumpyBackend",
     "UpdateHyper",
     "available_backends",
     "cupy_status",
+    "follows_auto",
     "get_backend",
     "info",
+    "on_gpu",
 ]
