@@ -28,7 +28,7 @@ clf = gpunn.MLPClassifier(hidden_layer_sizes=(256, 128), batch_size=256, max_ite
 tic = time.perf_counter()
 clf.fit(X_train, y_train)
 seconds = time.perf_counter() - tic
-print(f"backend: {gpunn.info()['backend']}")
+print(f"backend: {clf.backend_}")
 print(f"{len(X_train)} training images, {clf.n_iter_} epochs in {seconds:.1f} s "
       f"({len(X_train) * clf.n_iter_ / seconds:,.0f} samples/s)")
 print(f"test accuracy: {clf.score(X_test, y_test):.4f}")

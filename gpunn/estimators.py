@@ -11,7 +11,8 @@ Same constructor parameters, fitted attributes and methods as scikit-learn 1.9's
 * ``batch_size="full"``: full-batch gradient descent;
 * ``callbacks``: callables called after each epoch with a metrics dict; one that returns
   True stops training;
-* ``validation_loss_curve_``: the validation loss per epoch when ``early_stopping=True``.
+* ``validation_loss_curve_``: the validation loss per epoch when ``early_stopping=True``;
+* ``backend_``: where the fitted model is, ``"numpy"`` or ``"cupy"``.
 """
 
 from __future__ import annotations
@@ -230,6 +231,14 @@ class _BaseMLP(BaseEstimator):
             return SGD(model.backend, model.params, schedule, self.momentum, self.nesterovs_momentum)
         return Adam(model.backend, model.params, self.learning_rate_init,
                     self.beta_1, self.beta_2, self.epsilon)
+
+    @property
+    def backend_(self) -> str:
+        """The backend the fitted model is on, ``"numpy"`` or ``"cupy"``: where it trained
+        (``backend="auto"`` may have chosen either), or where a backend given since moved
+        it."""
+        check_is_fitted(self)
+        return self._model.backend.name
 
     # -- weights: the model's buffer holds them; coefs_/intercepts_ are read from it ------
     @property

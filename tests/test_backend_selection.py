@@ -97,8 +97,8 @@ def test_auto_takes_the_gpu_only_for_steps_that_pay_for_it(gpu_here):
 def test_a_tiny_network_trains_on_the_cpu_and_a_large_one_on_the_gpu(gpu_here):
     X, y = _xy(100, 3)
     tiny = gpunn.MLPClassifier(**TINY).fit(X, y)  # 3-5-2-1 at batch 100: ~13 kFLOP a step
-    assert tiny._model.backend.name == "numpy"
-    assert tiny.predict(X).shape == (100,) and tiny._model.backend.name == "numpy"  # stays
+    assert tiny.backend_ == "numpy"
+    assert tiny.predict(X).shape == (100,) and tiny.backend_ == "numpy"  # stays
     X_big, y_big = _xy(64, 400)
     big = gpunn.MLPClassifier((64,), max_iter=1).fit(X_big, y_big)  # 400-64-1 x 64 rows: ~7 MFLOP
     assert big._model.backend is gpu_here
@@ -114,7 +114,7 @@ def test_data_on_the_gpu_or_a_named_backend_wins_over_the_size_rule(gpu_here, mo
     tiny = gpunn.MLPClassifier(**TINY).fit(X, y)
     assert tiny._model.backend.name == "numpy"
     tiny.predict(gpu_here.asarray(X))  # predicting on device data moves the model there
-    assert tiny._model.backend is gpu_here
+    assert tiny._model.backend is gpu_here and tiny.backend_ == "cupy"
     assert gpunn.MLPClassifier(**TINY, backend="cupy").fit(X, y)._model.backend is gpu_here
     monkeypatch.setenv("GPUNN_BACKEND", "cupy")
     assert gpunn.MLPClassifier(**TINY).fit(X, y)._model.backend is gpu_here
@@ -127,3 +127,12 @@ def test_a_loaded_tiny_model_predicts_on_the_cpu(gpu_here, tmp_path):
         tmp_path / "tiny.npz")
     loaded = gpunn.load(tmp_path / "tiny.npz")
     assert loaded.backend == "auto" and loaded._model.backend.name == "numpy"
+
+
+def test_backend_is_a_fitted_attribute():
+    from sklearn.exceptions import NotFittedError
+
+    clf = gpunn.MLPClassifier((3,), max_iter=1, backend="numpy")
+    with pytest.raises(NotFittedError):
+        clf.backend_
+    assert clf.fit([[0.0], [1.0]], [0, 1]).backend_ == "numpy"
