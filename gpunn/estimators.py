@@ -319,6 +319,13 @@ class _BaseMLP(BaseEstimator):
             return get_backend(self.backend)
         return get_backend(self.backend, step_flops=self._step_flops(n_features, n_samples))
 
+    def _labels_on_host(self, y):
+        """y where its labels can be read: a device array is copied to the host (under
+        plain "auto" only one that is on the GPU, so that no GPU is started for it)."""
+        if follows_auto(self.backend) and not on_gpu(y):
+            return y
+        return _host(y, get_backend(self.backend))
+
     def _step_flops(self, n_features: int, n_samples: int | None) -> float | None:
         """About the arithmetic of one training step (the output layer counted as one
         unit); None where it depends on a number of samples not known (full batch, at
@@ -542,7 +549,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         The training buffers stay allocated for the next call (``fit`` frees them)."""
         self._validate_params()
-        y = _host(y, get_backend(self.backend))  # labels are read on the host below
+        y = self._labels_on_host(y)
         with CallRollback(self):  # a bad first call must not keep its classes
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()

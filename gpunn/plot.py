@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 
 def _pyplot():
@@ -55,14 +56,15 @@ def decision_boundary(est, X, y, ax: Any = None, resolution: int = 200):
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(f"decision_boundary draws 2-D inputs; X has shape {X.shape}")
+    check_is_fitted(est)
+    classes = list(est.classes_)
+    colours = _class_positions(y, classes, len(X))
     fig, ax = _axes(ax)
     pad = 0.1 * (X.max(axis=0) - X.min(axis=0))
     lo, hi = X.min(axis=0) - pad, X.max(axis=0) + pad
     xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
     grid = np.c_[xx.ravel(), yy.ravel()].astype(X.dtype if X.dtype.kind == "f" else np.float64)
     proba = est.predict_proba(grid)
-    classes = list(est.classes_)
-    colours = _class_positions(y, classes, len(X))
     labels = np.array([classes.index(c) for c in est.predict(grid)]).reshape(xx.shape)
     ax.contourf(xx, yy, labels, alpha=0.3, cmap="coolwarm", levels=np.arange(len(classes) + 1) - 0.5)
     if len(classes) == 2:

@@ -136,3 +136,21 @@ def test_backend_is_a_fitted_attribute():
     with pytest.raises(NotFittedError):
         clf.backend_
     assert clf.fit([[0.0], [1.0]], [0, 1]).backend_ == "numpy"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_tiny_network_never_starts_the_gpu(monkeypatch):
+    """Starting CUDA takes a context's memory and a fraction of a second: a network that
+    trains on the CPU anyway must not pay it (nor should its labels or predictions)."""
+    started = []
+    make = gpunn.backends._make
+    monkeypatch.delenv("GPUNN_BACKEND", raising=False)
+    monkeypatch.setattr(gpunn.backends, "cupy_status", lambda: (True, "a GPU"))
+    monkeypatch.delitem(gpunn.backends._instances, "cupy", raising=False)
+    monkeypatch.setattr(gpunn.backends, "_make", lambda name: started.append(name) or make(
+        "numpy" if name == "cupy" else name))
+    X, y = _xy(100, 3)
+    gpunn.MLPClassifier(**TINY).fit(X, y).predict(X)
+    gpunn.MLPClassifier(**TINY).partial_fit(X, y, classes=[0, 1]).predict_proba(X)
+    gpunn.MLPRegressor(**TINY).fit(X, y.astype(float)).predict(X)
+    assert "cupy" not in started

@@ -129,7 +129,10 @@ def follows_auto(name: str | Backend | None) -> bool:
 
 
 def on_gpu(x: Any) -> bool:
-    """Whether ``x`` is an array on the GPU backend's device (CuPy's, where it runs)."""
+    """Whether ``x`` is an array on the GPU backend's device (CuPy's, where it runs).
+    Answered without starting CUDA when nothing has run on the GPU and x is no CuPy array."""
+    if "cupy" not in _instances and type(x).__module__.split(".")[0] != "cupy":
+        return False
     if not cupy_status()[0]:
         return False
     try:
