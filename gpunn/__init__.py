@@ -7,8 +7,11 @@ Swap the import and keep your code::
     clf.fit(X_train, y_train).predict(X_test)
 
 The same model scikit-learn would give (same parameters, same ``random_state``), trained
-on an NVIDIA GPU through CuPy when one is present, else on the CPU through NumPy.
-``gpunn.info()`` says which backend runs and why; ``backend="numpy" | "cupy" | "auto"``
+on an NVIDIA GPU through CuPy when one is present, else on the CPU through NumPy; under
+the default ``backend="auto"`` a training step too small to pay for a GPU's kernel
+launches (``gpunn.backends.GPU_MIN_STEP_FLOPS``) runs on the CPU even where there is one.
+``est.backend_`` says where a fitted model is; ``gpunn.info()`` says what "auto" picks
+here for networks big enough for the GPU, and why; ``backend="numpy" | "cupy" | "auto"``
 chooses (``GPUNN_BACKEND`` in the environment moves every estimator left on "auto").
 A call that raises (bad input, a diverging run) leaves the estimator as it was. CuPy
 arrays are taken where they are: ``fit`` on one makes no host copy, and ``predict`` on
@@ -21,8 +24,8 @@ Modules: ``backends`` (the numeric contract and its NumPy/CuPy implementations),
 ``trainer`` (the mini-batch and L-BFGS loops), ``estimators`` (the scikit-learn API),
 ``rollback`` (a call that raises changes nothing), ``io`` (model files without pickle,
 checkpoints), ``model_state`` (what a model file holds, checked on load), ``kernels``
-and ``cpu_kernels`` (the CUDA and CPU kernel builds), ``datasets``, ``cli``, ``plot``,
-``benchmark``.
+and ``cpu_kernels`` (the CUDA and CPU kernel builds), ``datasets``, ``cli``,
+``progress`` (the training progress bar), ``plot``, ``benchmark``.
 """
 
 from .backends import BackendUnavailableError, available_backends, get_backend, info

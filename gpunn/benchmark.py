@@ -425,7 +425,7 @@ def _check_args(parser: argparse.ArgumentParser, args) -> tuple[np.ndarray, np.n
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="gpunn bench", description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="W1,W2,W3,W4", help="comma-separated: W1,W2,W3,W4")
-    parser.add_argument("--solvers", default="sgd,adam")
+    parser.add_argument("--solvers", default="sgd,adam", help="comma-separated: sgd,adam")
     parser.add_argument("--repeats", type=int, default=5, help="timed epochs of each, after one warm-up")
     parser.add_argument("--samples", type=int, help="override each workload's sample count")
     parser.add_argument("--mnist", help="also train on MNIST IDX files from this folder")
@@ -434,9 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", action="store_true", help="also measure a W2 fit's peak RSS")
     parser.add_argument("--json", help="write the results to this JSON file")
     args = parser.parse_args(argv)
+    mnist = _check_args(parser, args)
     if args.quick:
         args.samples, args.repeats = args.samples or 1024, 1
-    mnist = _check_args(parser, args)
     results = run(args, mnist)
     if args.memory:
         results["memory"] = memory_check()

@@ -47,7 +47,7 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="gpunn", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="gpunn", description=__doc__.splitlines()[0].replace("``", ""))
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train an MLP and report its scores and speed")
@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-3, help="learning_rate_init")
     train.add_argument("--alpha", type=float, default=1e-4, help="L2 penalty")
     train.add_argument("--backend", default="auto", choices=BACKEND_NAMES,
-                       help="where to train: auto (default) uses the GPU when CuPy can, else the CPU")
+                       help="where to train: auto (default) uses the GPU when CuPy can, except for "
+                            "training steps too small to pay for it, else the CPU")
     train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--test-size", type=float, default=0.2)
@@ -85,8 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     for command in (predict, evaluate):
         command.add_argument("--backend", default="auto", choices=BACKEND_NAMES,
                              help="where to run the model, whatever it was trained on: auto "
-                                  "(default) runs wherever this machine can (the GPU when CuPy "
-                                  "can use one, else the CPU)")
+                                  "(default) keeps a model trained on the CPU there and runs "
+                                  "one trained on a GPU there where this machine has one, "
+                                  "else on the CPU")
 
     sub.add_parser("info", help="version, backends and why each is or is not usable, device, BLAS")
     sub.add_parser("bench", help="side-by-side throughput benchmark (gpunn bench --help)")

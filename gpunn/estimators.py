@@ -165,7 +165,7 @@ class _BaseMLP(BaseEstimator):
                 raise TypeError(f"callbacks must be callables taking a metrics dict; got {cb!r}.")
         first_pass = not resume and (
             not hasattr(self, "_model") or (not self.warm_start and not incremental))
-        backend = self._backend_for(X, new_model=first_pass)
+        backend = self._backend_for(X, new_model=first_pass, y=y, sample_weight=sample_weight)
         X, Y = self._validate_input(X, y, backend, incremental or resume, reset=first_pass)
         _check_finite_and_magnitude(X, backend)
         if sample_weight is not None:
@@ -235,8 +235,8 @@ class _BaseMLP(BaseEstimator):
     @property
     def backend_(self) -> str:
         """The backend the fitted model is on, ``"numpy"`` or ``"cupy"``: where it trained
-        (``backend="auto"`` may have chosen either), or where a backend given since moved
-        it."""
+        (``backend="auto"`` may have chosen either), or where it was moved since (by
+        another ``backend``, or under "auto" by data on the GPU)."""
         check_is_fitted(self)
         return self._model.backend.name
 
@@ -304,39 +304,32 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
         return hidden
 
-    def _backend_for(self, X, new_model: bool) -> Backend:
+    def _backend_for(self, X, new_model: bool, y=None, sample_weight=None) -> Backend:
         """Where a call on X runs: ``get_backend(self.backend)``, except under plain "auto"
-        (no ``GPUNN_BACKEND``), where data on the GPU runs there, a trained model stays
-        where it is, and a new model whose training steps are too small to pay for a GPU's
-        kernel launches trains on the CPU (``gpunn.backends.GPU_MIN_STEP_FLOPS``)."""
-        if not follows_auto(self.backend) or on_gpu(X):
+        (no backend named, here or in ``GPUNN_BACKEND``), where data on the GPU runs there,
+        a trained model stays where it is, and a new model whose training steps are too
+        small to pay for a GPU's kernel launches trains on the CPU
+        (``gpunn.backends.GPU_MIN_STEP_FLOPS``)."""
+        if not follows_auto(self.backend) or any(map(on_gpu, (X, y, sample_weight))):
             return get_backend(self.backend)
         if not new_model:
             return self._model.backend
         try:
-            n_samples, n_features = _num_samples(X), _num_features(X)
-        except (TypeError, ValueError):  # not read here: validation says what is wrong
-            return get_backend(self.backend)
-        return get_backend(self.backend, step_flops=self._step_flops(n_features, n_samples))
+            shape = (_num_samples(X), _num_features(X), self._output_units(y))
+        except Exception:  # X's size unreadable: host data, which validation will check
+            return get_backend("numpy")
+        return get_backend(self.backend, step_flops=self._step_flops(*shape))
 
-    def _labels_on_host(self, y):
-        """y where its labels can be read: a device array is copied to the host (under
-        plain "auto" only one that is on the GPU, so that no GPU is started for it)."""
-        if follows_auto(self.backend) and not on_gpu(y):
-            return y
-        return _host(y, get_backend(self.backend))
-
-    def _step_flops(self, n_features: int, n_samples: int | None) -> float | None:
-        """About the arithmetic of one training step (the output layer counted as one
-        unit); None where it depends on a number of samples not known (full batch, at
-        load)."""
+    def _step_flops(self, n_samples: int, n_features: int, n_outputs: int) -> int:
+        """The arithmetic of one training step (``training_flops`` x the batch's rows)."""
         full_batch = self.solver == "lbfgs" or self.batch_size == "full"
         rows = n_samples if full_batch else 200 if self.batch_size == "auto" else self.batch_size
-        if rows is None:
-            return None
-        if n_samples is not None:
-            rows = min(rows, n_samples)
-        return rows * training_flops([n_features, *self._hidden_layers(), 1])
+        return min(rows, n_samples) * training_flops(
+            [n_features, *self._hidden_layers(), n_outputs])
+
+    def _output_units(self, y) -> int:
+        """The output layer's width for targets y, read before y is validated."""
+        return np.shape(y)[1] if np.ndim(y) == 2 else 1
 
     def _load_model(self, backend: Backend) -> None:
         """Bring the model onto ``backend`` with the ``coefs_``/``intercepts_`` handed out
@@ -345,13 +338,25 @@ class _BaseMLP(BaseEstimator):
         model = self._model
         if model.backend is not backend or model.activation != self.activation:
             weights = self._checked_host_weights(*self._host_weights())
-            if model.backend is not backend:  # the optimizer's state lives on the old device
-                self.__dict__.pop("_optimizer", None)
             model = MLP(model.layer_units, self.activation, model.output, backend, model.dtype)
-            self._model = model
             model.set_weights(*weights)
+            if "_optimizer" in self.__dict__:  # its state too: a partial_fit stream goes on
+                self._optimizer = self._optimizer_for(model, self._optimizer)
+            self._model = model
         elif self.__dict__.get("_host_coefs") is not None:  # checked first: the model stays whole
             model.set_weights(*self._checked_host_weights(self._host_coefs, self._host_intercepts))
+
+    def _optimizer_for(self, model: MLP, old):
+        """An optimizer for ``model`` that goes on from ``old``, whose state may be on
+        another device (a new one where the solver has changed since)."""
+        new = self._make_optimizer(model)
+        if new.rule == old.rule:
+            for buf, old_buf in zip(new.state, old.state):
+                buf[...] = model.backend.asarray(old.backend.to_numpy(old_buf))
+            new.schedule = old.schedule
+            if hasattr(old, "t"):
+                new.t = old.t
+        return new
 
     def _resolve_dtype(self, incremental_fit: bool):
         """The float dtypes X may be converted to, as scikit-learn's ``validate_data`` takes them."""
@@ -419,8 +424,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Optimizes the log-loss with L-BFGS, SGD or Adam. Outputs are softmax for multiclass
     problems and logistic for binary and multilabel ones. Parameters and attributes are
     scikit-learn's (see its documentation for each), plus ``backend``, ``dtype``,
-    ``callbacks``, ``batch_size="full"`` and ``validation_loss_curve_``: see ``gpunn``'s
-    module docs. With the same parameters and ``random_state`` and float64 data, the
+    ``callbacks``, ``batch_size="full"``, ``validation_loss_curve_`` and ``backend_``: see
+    ``gpunn.estimators``' module docs. With the same parameters and ``random_state`` and float64 data, the
     fitted ``coefs_``, ``intercepts_`` and ``loss_curve_`` equal scikit-learn's to
     rounding, quirks included (e.g. probabilities clipped to ``[eps, 1 - eps]`` in the
     loss; only binary problems are stratified in the early-stopping split).
@@ -472,6 +477,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         _store_params(self, locals())
 
     _score_function = staticmethod(accuracy_score)
+
+    def _output_units(self, y) -> int:
+        """One unit per class (one for two), read before y is validated."""
+        if np.ndim(y) == 2:
+            return np.shape(y)[1]
+        n_classes = len(np.unique(np.asarray(y)))
+        return 1 if n_classes <= 2 else n_classes
 
     def _output_activation(self) -> str:
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
@@ -549,7 +561,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         The training buffers stay allocated for the next call (``fit`` frees them)."""
         self._validate_params()
-        y = self._labels_on_host(y)
+        y = _host(y, get_backend("numpy" if follows_auto(self.backend) else self.backend))
         with CallRollback(self):  # a bad first call must not keep its classes
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
@@ -571,7 +583,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Optimizes the half squared error (``loss="squared_error"``, identity output) or the
     half Poisson deviance (``loss="poisson"``, exponential output; needs ``y >= 0``).
     Parameters and attributes are scikit-learn's plus gpunn's ``backend``, ``dtype``,
-    ``callbacks``, ``batch_size="full"`` and ``validation_loss_curve_``. scikit-learn's
+    ``callbacks``, ``batch_size="full"``, ``validation_loss_curve_`` and ``backend_``
+    (``gpunn.estimators``' module docs). scikit-learn's
     quirk is kept: the reported squared-error loss is averaged over the outputs while its
     gradient is not.
 
@@ -723,8 +736,11 @@ def _one_hot(positions: np.ndarray, n_classes: int, dtype) -> np.ndarray:
 
 
 def _host(x, backend: Backend):
-    """``x`` on the host: device arrays are copied there (used for y and weights, never X)."""
-    return backend.to_numpy(x) if backend.holds(x) else x
+    """``x`` on the host: an array on ``backend``'s device or on the GPU is copied there
+    (used for y and weights, never X: a model on the CPU may be given GPU labels)."""
+    if backend.holds(x):
+        return backend.to_numpy(x)
+    return get_backend("cupy").to_numpy(x) if on_gpu(x) else x
 
 
 def _checked_weights(name: str, arrays, shapes: list[tuple], backend: Backend) -> list[np.ndarray]:

@@ -100,9 +100,9 @@ def load(path: str | os.PathLike, backend=None):
     file of a known format version: a truncated or corrupt file, crafted metadata, wrong
     shapes, pickled objects.
     """
-    from .backends import BackendUnavailableError, get_backend
+    from .backends import BackendUnavailableError, follows_auto, get_backend
 
-    if backend is not None:
+    if not follows_auto(backend):
         get_backend(backend)  # a bad choice is the caller's mistake: report it as such, first
     path = Path(path)
     if not path.is_file():

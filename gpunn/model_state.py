@@ -43,7 +43,7 @@ def estimator_state(est) -> tuple[dict, dict[str, np.ndarray]]:
         "format": FORMAT, "version": VERSION, "estimator": type(est).__name__,
         "params": params,
         "layer_units": model.layer_units, "activation": model.activation,
-        "output": model.output, "dtype": model.dtype.name,
+        "output": model.output, "dtype": model.dtype.name, "backend_": be.name,
         "fitted": {k: _jsonable(getattr(est, k)) for k in _COUNTERS if hasattr(est, k)},
     }
     arrays = {"params": be.to_numpy(model.params), "best_params": be.to_numpy(est._best_params)}
@@ -87,7 +87,6 @@ def restore_estimator(meta: dict, arrays: dict[str, np.ndarray], backend=None):
     inconsistent file raises ``ModelFileError`` naming the problem, never an error from
     deep inside NumPy later on, nor an allocation its size does not justify.
     """
-    from .backends import get_backend
     from .mlp import MLP
 
     units, dtype = _architecture(meta, arrays)
@@ -103,7 +102,7 @@ def restore_estimator(meta: dict, arrays: dict[str, np.ndarray], backend=None):
     rng = _random_state(meta, arrays) if "rng" in meta else None
     indices = _index_arrays(arrays)
 
-    be = get_backend(est.backend, step_flops=est._step_flops(units[0], None))
+    be = _backend_to_load_on(est, meta)
     model = MLP(units, meta["activation"], meta["output"], be, dtype)
     model.params[...] = be.asarray(arrays["params"])
     est._model = model
@@ -213,6 +212,16 @@ def _architecture(meta: dict, arrays: dict[str, np.ndarray]) -> tuple[list[int],
             f"weights of shape {params.shape} and dtype {params.dtype} do not fit layers "
             f"{units} ({n_params} {dtype} parameters)")
     return units, dtype
+
+
+def _backend_to_load_on(est, meta: dict):
+    """The estimator's backend, except that under plain "auto" a model that was on the CPU
+    when saved stays there, as it would have in the process that trained it (a file
+    without ``backend_``, from before gpunn recorded it, follows "auto")."""
+    from .backends import follows_auto, get_backend
+
+    saved_on = _field(meta, "backend_", _one_of("numpy", "cupy")) if "backend_" in meta else None
+    return get_backend("numpy" if saved_on == "numpy" and follows_auto(est.backend) else est.backend)
 
 
 def _new_estimator(meta: dict, backend):

@@ -138,10 +138,10 @@ def test_backend_is_a_fitted_attribute():
     assert clf.fit([[0.0], [1.0]], [0, 1]).backend_ == "numpy"
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_a_tiny_network_never_starts_the_gpu(monkeypatch):
-    """Starting CUDA takes a context's memory and a fraction of a second: a network that
-    trains on the CPU anyway must not pay it (nor should its labels or predictions)."""
+@pytest.fixture
+def cuda_starts(monkeypatch):
+    """A GPU machine on which every start of the CuPy backend is recorded (and made the
+    NumPy one, so nothing actually starts)."""
     started = []
     make = gpunn.backends._make
     monkeypatch.delenv("GPUNN_BACKEND", raising=False)
@@ -149,8 +149,99 @@ def test_a_tiny_network_never_starts_the_gpu(monkeypatch):
     monkeypatch.delitem(gpunn.backends._instances, "cupy", raising=False)
     monkeypatch.setattr(gpunn.backends, "_make", lambda name: started.append(name) or make(
         "numpy" if name == "cupy" else name))
+    return started
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_tiny_network_never_starts_the_gpu(cuda_starts):
+    """Starting CUDA takes a context's memory and a fraction of a second: a network that
+    trains on the CPU anyway must not pay it (nor should its labels or predictions)."""
     X, y = _xy(100, 3)
     gpunn.MLPClassifier(**TINY).fit(X, y).predict(X)
     gpunn.MLPClassifier(**TINY).partial_fit(X, y, classes=[0, 1]).predict_proba(X)
     gpunn.MLPRegressor(**TINY).fit(X, y.astype(float)).predict(X)
-    assert "cupy" not in started
+    assert "cupy" not in cuda_starts
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_cpu_model_loads_on_the_cpu_without_starting_the_gpu(cuda_starts, tmp_path):
+    X, y = _xy(100, 3)
+    for solver in ("lbfgs", "adam"):  # full batch too: its step size is no longer guessed
+        gpunn.MLPClassifier(**TINY, solver=solver).fit(X, y).save(tmp_path / "m.npz")
+        for backend in (None, "auto"):
+            assert gpunn.load(tmp_path / "m.npz", backend=backend).backend_ == "numpy"
+    assert "cupy" not in cuda_starts
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_pickle_copy_and_files_keep_the_backend_a_model_trained_on(gpu_here, tmp_path):
+    import copy
+    import pickle
+
+    X, y = _xy(100, 3)
+    on_cpu = gpunn.MLPClassifier(**TINY, solver="lbfgs").fit(X, y)
+    on_gpu = gpunn.MLPClassifier(**TINY).fit(gpu_here.asarray(X), y)
+    for est, where in ((on_cpu, "numpy"), (on_gpu, "cupy")):
+        est.save(tmp_path / "m.npz")
+        for twin in (pickle.loads(pickle.dumps(est)), copy.deepcopy(est),
+                     gpunn.load(tmp_path / "m.npz")):
+            assert twin.backend_ == where
+
+
+@pytest.mark.parametrize("X, y", [([], []), ({"a": [1.0, 2.0]}, [0, 1]), ("abc", [0, 1, 0])])
+def test_bad_x_under_auto_gets_the_errors_it_gets_on_the_cpu(cuda_starts, X, y):
+    with pytest.raises(Exception) as on_cpu:
+        gpunn.MLPClassifier(**TINY, backend="numpy").fit(X, y)
+    with pytest.raises(type(on_cpu.value)) as under_auto:
+        gpunn.MLPClassifier(**TINY).fit(X, y)
+    assert str(under_auto.value) == str(on_cpu.value)
+    assert "cupy" not in cuda_starts
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_labels_or_weights_on_the_gpu_train_there_and_score_anywhere(gpu_here):
+    from gpunn.estimators import _host
+
+    X, y = _xy(100, 3)
+    assert gpunn.MLPClassifier(**TINY).fit(X, gpu_here.asarray(y)).backend_ == "cupy"
+    weighted = gpunn.MLPClassifier(**TINY).fit(X, y, sample_weight=gpu_here.asarray(np.ones(100)))
+    assert weighted.backend_ == "cupy"
+    on_cpu = gpunn.MLPClassifier(**TINY).fit(X, y)
+    assert on_cpu.backend_ == "numpy" and 0 <= on_cpu.score(X, gpu_here.asarray(y)) <= 1
+    host = _host(gpu_here.asarray(y), gpunn.get_backend("numpy"))  # GPU labels, CPU model
+    assert type(host) is np.ndarray and np.array_equal(host, y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_gpunn_backend_auto_is_the_same_as_unset(gpu_here, monkeypatch):
+    monkeypatch.setenv("GPUNN_BACKEND", " Auto ")
+    X, y = _xy(100, 3)
+    tiny = gpunn.MLPClassifier(**TINY).fit(X, y)
+    assert tiny.backend_ == "numpy"
+    tiny.predict(X)
+    assert tiny.backend_ == "numpy"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_wide_outputs_count_towards_a_step(gpu_here):
+    """No hidden layer, 1,000 features, 100 classes: ~80 MFLOP a step, not ~0.8 counting
+    one output unit."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 1000)).astype(np.float32)
+    y = np.arange(300) % 100
+    assert gpunn.MLPClassifier(hidden_layer_sizes=(), max_iter=1).fit(X, y).backend_ == "cupy"
+    assert gpunn.MLPRegressor(hidden_layer_sizes=(), max_iter=1).fit(X, X[:, :100]).backend_ == "cupy"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_model_moved_to_the_gpu_keeps_its_optimizer_state(gpu_here):
+    X, y = _xy(100, 3)
+    est = gpunn.MLPClassifier(**TINY).partial_fit(X, y, classes=[0, 1])
+    assert est.backend_ == "numpy"
+    t, moments = est._optimizer.t, [np.array(m) for m in est._optimizer.state]
+    est.predict(gpu_here.asarray(X))  # moves the model, and its Adam state with it
+    assert est.backend_ == "cupy" and est._optimizer.t == t
+    for moved, kept in zip(est._optimizer.state, moments):
+        assert np.array_equal(gpu_here.to_numpy(moved), kept) and np.any(kept != 0)
+    est.partial_fit(gpu_here.asarray(X), y)
+    assert est._optimizer.t == 2 * t

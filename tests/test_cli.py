@@ -163,4 +163,4 @@ def test_predict_and_evaluate_run_a_gpu_model_where_they_can(tmp_path, model, ca
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     helps = " ".join(capsys.readouterr().out.split())
-    assert "--backend {auto,numpy,cupy}" in helps and "runs wherever this machine can" in helps
+    assert "--backend {auto,numpy,cupy}" in helps and "keeps a model trained on the CPU there" in helps

@@ -18,8 +18,8 @@ ENV_VAR = "GPUNN_BACKEND"
 #: "auto" leaves a training step of fewer floating-point operations than this to the CPU
 #: even where there is a GPU: a GPU step costs its host a few hundred microseconds of
 #: kernel launches however small the network. (Run G5, bench/RESULTS.md: a 3-5-2-2 net at
-#: batch 32, ~6 kFLOP a step, trained 3-5x faster on the CPU than on an H100; the
-#: 784-256-128-10 net at batch 256, 361 MFLOP a step, 4x faster on the GPU.)
+#: batch 32, ~4.6 kFLOP a step, trained 3-5x faster on the CPU than on an H100; the
+#: 784-256-128-10 net at batch 256, ~258 MFLOP a step, 4x faster on the GPU.)
 GPU_MIN_STEP_FLOPS = 1e6
 
 _instances: dict[str, Backend] = {}
@@ -34,7 +34,7 @@ class BackendUnavailableError(RuntimeError):
 def cupy_status() -> tuple[bool, str]:
     """Whether the CuPy backend can run here, and why (or why not). Never raises.
 
-    Asked once a process (a failed ``import cupy`` costs ~40 us each time it is retried,
+    Asked once a process (a failed ``import cupy`` costs ~37 us each time it is retried,
     and every ``fit``/``predict`` on "auto" asks)."""
     try:
         import cupy
@@ -78,7 +78,8 @@ def get_backend(name: str | Backend | None = None, step_flops: float | None = No
         how to fix it.
     step_flops : float, optional
         The arithmetic of one training step, where the caller knows it: ``"auto"`` then
-        picks NumPy for steps under ``GPU_MIN_STEP_FLOPS``, which run faster on the CPU.
+        picks NumPy for steps under ``gpunn.backends.GPU_MIN_STEP_FLOPS``, which run
+        faster on the CPU.
     """
     if isinstance(name, Backend):
         return name
@@ -124,8 +125,8 @@ def get_backend(name: str | Backend | None = None, step_flops: float | None = No
 def follows_auto(name: str | Backend | None) -> bool:
     """Whether ``name`` leaves the choice to "auto" itself: no backend named, and no
     ``GPUNN_BACKEND`` naming one."""
-    named = isinstance(name, Backend) or (name is not None and str(name).strip().lower() != "auto")
-    return not named and not os.environ.get(ENV_VAR, "").strip()
+    return all(choice is None or (isinstance(choice, str) and choice.strip().lower() in ("", "auto"))
+               for choice in (name, os.environ.get(ENV_VAR)))
 
 
 def on_gpu(x: Any) -> bool:
@@ -142,7 +143,9 @@ def on_gpu(x: Any) -> bool:
 
 
 def info() -> dict[str, Any]:
-    """What gpunn would run on here: the chosen backend, why, and each backend's status."""
+    """What "auto" picks here for a network big enough for the GPU (a smaller one trains
+    on the CPU; a fitted estimator's ``backend_`` says where it is), why, and each
+    backend's status."""
     chosen = get_backend()
     ok, why = cupy_status()
     return {
