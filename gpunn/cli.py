@@ -144,7 +144,7 @@ def cmd_train(args) -> None:
                     learning_rate_init=args.lr, alpha=args.alpha, random_state=args.seed,
                     backend=args.backend, dtype=args.dtype, early_stopping=args.early_stopping,
                     callbacks=[lambda m: speeds.append(m["samples_per_second"])])
-    backend = est._backend_for(X_train, new_model=True)  # where fit will train
+    backend = est._backend_for(X_train, True, y_train)  # where fit will train
     device = backend.device_info().get("device", "")
     print(f"backend: {backend.name} ({device})")
     print(f"data: {args.data}: {len(X_train)} training and {len(X_test)} test samples, "

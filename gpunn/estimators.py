@@ -17,6 +17,7 @@ Same constructor parameters, fitted attributes and methods as scikit-learn 1.9's
 
 from __future__ import annotations
 
+import copy
 from numbers import Integral, Real
 
 import numpy as np
@@ -36,6 +37,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import backends
 from .backends import follows_auto, get_backend, on_gpu
 from .backends.base import Backend
 from .mlp import MLP, training_flops
@@ -165,7 +167,7 @@ class _BaseMLP(BaseEstimator):
                 raise TypeError(f"callbacks must be callables taking a metrics dict; got {cb!r}.")
         first_pass = not resume and (
             not hasattr(self, "_model") or (not self.warm_start and not incremental))
-        backend = self._backend_for(X, new_model=first_pass, y=y, sample_weight=sample_weight)
+        backend = self._backend_for(X, first_pass, y, sample_weight, incremental)
         X, Y = self._validate_input(X, y, backend, incremental or resume, reset=first_pass)
         _check_finite_and_magnitude(X, backend)
         if sample_weight is not None:
@@ -304,7 +306,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
         return hidden
 
-    def _backend_for(self, X, new_model: bool, y=None, sample_weight=None) -> Backend:
+    def _backend_for(self, X, new_model: bool, y=None, sample_weight=None,
+                     incremental: bool = False) -> Backend:
         """Where a call on X runs: ``get_backend(self.backend)``, except under plain "auto"
         (no backend named, here or in ``GPUNN_BACKEND``), where data on the GPU runs there,
         a trained model stays where it is, and a new model whose training steps are too
@@ -314,11 +317,16 @@ class _BaseMLP(BaseEstimator):
             return get_backend(self.backend)
         if not new_model:
             return self._model.backend
+        if not backends.cupy_status()[0]:  # no GPU: nothing to weigh
+            return get_backend(self.backend)
         try:
-            shape = (_num_samples(X), _num_features(X), self._output_units(y))
+            n_samples, n_features = _num_samples(X), _num_features(X)
+            flops = self._step_flops(n_samples, n_features, 1)
+            if flops < backends.GPU_MIN_STEP_FLOPS:  # unless the outputs make it a GPU's step
+                flops = self._step_flops(n_samples, n_features, self._output_units(y, incremental))
         except Exception:  # X's size unreadable: host data, which validation will check
             return get_backend("numpy")
-        return get_backend(self.backend, step_flops=self._step_flops(*shape))
+        return get_backend(self.backend, step_flops=flops)
 
     def _step_flops(self, n_samples: int, n_features: int, n_outputs: int) -> int:
         """The arithmetic of one training step (``training_flops`` x the batch's rows)."""
@@ -327,7 +335,7 @@ class _BaseMLP(BaseEstimator):
         return min(rows, n_samples) * training_flops(
             [n_features, *self._hidden_layers(), n_outputs])
 
-    def _output_units(self, y) -> int:
+    def _output_units(self, y, incremental: bool) -> int:
         """The output layer's width for targets y, read before y is validated."""
         return np.shape(y)[1] if np.ndim(y) == 2 else 1
 
@@ -338,25 +346,13 @@ class _BaseMLP(BaseEstimator):
         model = self._model
         if model.backend is not backend or model.activation != self.activation:
             weights = self._checked_host_weights(*self._host_weights())
+            if model.backend is not backend and "_optimizer" in self.__dict__:
+                self._optimizer = _moved_optimizer(self._optimizer, backend)  # the stream goes on
             model = MLP(model.layer_units, self.activation, model.output, backend, model.dtype)
-            model.set_weights(*weights)
-            if "_optimizer" in self.__dict__:  # its state too: a partial_fit stream goes on
-                self._optimizer = self._optimizer_for(model, self._optimizer)
             self._model = model
+            model.set_weights(*weights)
         elif self.__dict__.get("_host_coefs") is not None:  # checked first: the model stays whole
             model.set_weights(*self._checked_host_weights(self._host_coefs, self._host_intercepts))
-
-    def _optimizer_for(self, model: MLP, old):
-        """An optimizer for ``model`` that goes on from ``old``, whose state may be on
-        another device (a new one where the solver has changed since)."""
-        new = self._make_optimizer(model)
-        if new.rule == old.rule:
-            for buf, old_buf in zip(new.state, old.state):
-                buf[...] = model.backend.asarray(old.backend.to_numpy(old_buf))
-            new.schedule = old.schedule
-            if hasattr(old, "t"):
-                new.t = old.t
-        return new
 
     def _resolve_dtype(self, incremental_fit: bool):
         """The float dtypes X may be converted to, as scikit-learn's ``validate_data`` takes them."""
@@ -478,11 +474,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _score_function = staticmethod(accuracy_score)
 
-    def _output_units(self, y) -> int:
-        """One unit per class (one for two), read before y is validated."""
-        if np.ndim(y) == 2:
+    def _output_units(self, y, incremental: bool) -> int:
+        """One unit per class (one for two), read before y is validated: the classes a
+        first ``partial_fit`` was given, the columns of multilabel y, or y's labels."""
+        if incremental:
+            n_classes = len(self.classes_)
+        elif np.ndim(y) == 2 and np.shape(y)[1] > 1:
             return np.shape(y)[1]
-        n_classes = len(np.unique(np.asarray(y)))
+        else:
+            n_classes = len(np.unique(np.asarray(y)))
         return 1 if n_classes <= 2 else n_classes
 
     def _output_activation(self) -> str:
@@ -561,12 +561,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         The training buffers stay allocated for the next call (``fit`` frees them)."""
         self._validate_params()
-        y = _host(y, get_backend("numpy" if follows_auto(self.backend) else self.backend))
         with CallRollback(self):  # a bad first call must not keep its classes
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
-                if type_of_target(y).startswith("multilabel"):
-                    self._label_binarizer.fit(y)
+                labels = _host(y, get_backend("numpy" if follows_auto(self.backend) else self.backend))
+                if type_of_target(labels).startswith("multilabel"):
+                    self._label_binarizer.fit(labels)
                 else:
                     self._label_binarizer.fit(classes)
             return self._train(X, y, sample_weight, incremental=True, resume=False)
@@ -733,6 +733,15 @@ def _one_hot(positions: np.ndarray, n_classes: int, dtype) -> np.ndarray:
     encoded = np.zeros((len(positions), n_classes), dtype)
     encoded[np.arange(len(positions)), positions] = 1
     return encoded
+
+
+def _moved_optimizer(optimizer, backend: Backend):
+    """``optimizer`` with its state on ``backend``'s device: the same optimizer otherwise
+    (rule, hyper-parameters, step count, schedule), as a model that stays put keeps it."""
+    moved = copy.copy(optimizer)
+    moved.backend = backend
+    moved.state = tuple(backend.asarray(optimizer.backend.to_numpy(buf)) for buf in optimizer.state)
+    return moved
 
 
 def _host(x, backend: Backend):

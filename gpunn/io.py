@@ -102,6 +102,8 @@ def load(path: str | os.PathLike, backend=None):
     """
     from .backends import BackendUnavailableError, follows_auto, get_backend
 
+    if isinstance(backend, str):
+        backend = backend.strip().lower()  # "Numpy" names a backend here, as in get_backend
     if not follows_auto(backend):
         get_backend(backend)  # a bad choice is the caller's mistake: report it as such, first
     path = Path(path)

@@ -245,3 +245,60 @@ def test_a_model_moved_to_the_gpu_keeps_its_optimizer_state(gpu_here):
         assert np.array_equal(gpu_here.to_numpy(moved), kept) and np.any(kept != 0)
     est.partial_fit(gpu_here.asarray(X), y)
     assert est._optimizer.t == 2 * t
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_cli_prints_where_fit_trains(gpu_here, capsys):
+    """digits at 64-17-10, batch 200: ~0.9 MFLOP a step counting one output, ~1.1 with
+    the ten classes' outputs: a GPU's step."""
+    from gpunn.cli import main
+
+    assert main(["train", "digits", "--hidden", "17", "--epochs", "1", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("backend: cupy")
+
+
+def test_load_names_backends_as_get_backend_does(tmp_path, monkeypatch):
+    monkeypatch.delenv("GPUNN_BACKEND", raising=False)
+    gpunn.MLPClassifier((3,), max_iter=1, backend="numpy").fit([[0.0], [1.0]], [0, 1]).save(
+        tmp_path / "m.npz")
+    for name in ("AUTO", " Numpy "):
+        assert gpunn.load(tmp_path / "m.npz", backend=name).backend == name.strip().lower()
+    for name in ("", " ", "tpu"):
+        with pytest.raises(ValueError, match="Unknown backend"):
+            gpunn.load(tmp_path / "m.npz", backend=name)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_partial_fit_weighs_its_classes_and_gpu_labels(gpu_here):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 1000)).astype(np.float32)
+    two_classes = np.arange(200) % 2  # a first chunk with 2 of the 100 classes
+    wide = gpunn.MLPClassifier(hidden_layer_sizes=(), max_iter=1)
+    assert wide.partial_fit(X, two_classes, classes=np.arange(100)).backend_ == "cupy"
+    column = (np.arange(200) % 100)[:, None]  # one column of labels is not multilabel
+    with pytest.warns(Warning):  # scikit-learn's DataConversionWarning for a column y
+        assert gpunn.MLPClassifier(hidden_layer_sizes=(), max_iter=1).fit(X, column).backend_ == "cupy"
+    Xs, ys = _xy(100, 3)
+    streamed = gpunn.MLPClassifier(**TINY).partial_fit(Xs, gpu_here.asarray(ys), classes=[0, 1])
+    assert streamed.backend_ == "cupy"  # as fit would: the data is on the GPU
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_moved_optimizer_is_the_same_optimizer(gpu_here):
+    """As when the model stays put (and in scikit-learn), parameters changed during a
+    partial_fit stream do not rebuild the optimizer: moving devices must not either."""
+    X, y = _xy(100, 3)
+    est = gpunn.MLPClassifier(**TINY).partial_fit(X, y, classes=[0, 1])
+    est.set_params(beta_1=0.5, solver="sgd")
+    est.predict(gpu_here.asarray(X))
+    assert est.backend_ == "cupy" and est._optimizer.rule == "adam" and est._optimizer.beta_1 == 0.9
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_no_gpu_no_weighing(monkeypatch):
+    """Where there is no GPU, "auto" does not read y's labels to size a step."""
+    X, y = _xy(100, 3)
+    est = gpunn.MLPClassifier(**TINY)
+    monkeypatch.setattr(gpunn.backends, "cupy_status", lambda: (False, "no GPU"))
+    monkeypatch.setattr(est, "_output_units", lambda *a: pytest.fail("labels were read"))
+    assert est.fit(X, y).backend_ == "numpy"

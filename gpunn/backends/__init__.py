@@ -125,8 +125,8 @@ def get_backend(name: str | Backend | None = None, step_flops: float | None = No
 def follows_auto(name: str | Backend | None) -> bool:
     """Whether ``name`` leaves the choice to "auto" itself: no backend named, and no
     ``GPUNN_BACKEND`` naming one."""
-    return all(choice is None or (isinstance(choice, str) and choice.strip().lower() in ("", "auto"))
-               for choice in (name, os.environ.get(ENV_VAR)))
+    own = name is None or (isinstance(name, str) and name.strip().lower() == "auto")
+    return own and os.environ.get(ENV_VAR, "").strip().lower() in ("", "auto")
 
 
 def on_gpu(x: Any) -> bool:
