@@ -421,10 +421,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     problems and logistic for binary and multilabel ones. Parameters and attributes are
     scikit-learn's (see its documentation for each), plus ``backend``, ``dtype``,
     ``callbacks``, ``batch_size="full"``, ``validation_loss_curve_`` and ``backend_``: see
-    ``gpunn.estimators``' module docs. With the same parameters and ``random_state`` and float64 data, the
-    fitted ``coefs_``, ``intercepts_`` and ``loss_curve_`` equal scikit-learn's to
-    rounding, quirks included (e.g. probabilities clipped to ``[eps, 1 - eps]`` in the
-    loss; only binary problems are stratified in the early-stopping split).
+    ``gpunn.estimators``' module docs. With the same parameters and ``random_state`` and
+    float64 data, the fitted ``coefs_``, ``intercepts_`` and ``loss_curve_`` equal
+    scikit-learn's to rounding, quirks included (e.g. probabilities clipped to
+    ``[eps, 1 - eps]`` in the loss; only binary problems are stratified in the
+    early-stopping split).
 
     Examples
     --------
@@ -564,7 +565,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         with CallRollback(self):  # a bad first call must not keep its classes
             if _check_partial_fit_first_call(self, classes):
                 self._label_binarizer = LabelBinarizer()
-                labels = _host(y, get_backend("numpy" if follows_auto(self.backend) else self.backend))
+                reader = get_backend("numpy" if follows_auto(self.backend) else self.backend)
+                labels = _host(y, reader)  # no GPU started to read host labels
                 if type_of_target(labels).startswith("multilabel"):
                     self._label_binarizer.fit(labels)
                 else:
@@ -584,9 +586,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     half Poisson deviance (``loss="poisson"``, exponential output; needs ``y >= 0``).
     Parameters and attributes are scikit-learn's plus gpunn's ``backend``, ``dtype``,
     ``callbacks``, ``batch_size="full"``, ``validation_loss_curve_`` and ``backend_``
-    (``gpunn.estimators``' module docs). scikit-learn's
-    quirk is kept: the reported squared-error loss is averaged over the outputs while its
-    gradient is not.
+    (``gpunn.estimators``' module docs). scikit-learn's quirk is kept: the reported
+    squared-error loss is averaged over the outputs while its gradient is not.
 
     Examples
     --------
