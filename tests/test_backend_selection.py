@@ -302,3 +302,20 @@ def test_no_gpu_no_weighing(monkeypatch):
     monkeypatch.setattr(gpunn.backends, "cupy_status", lambda: (False, "no GPU"))
     monkeypatch.setattr(est, "_output_units", lambda *a: pytest.fail("labels were read"))
     assert est.fit(X, y).backend_ == "numpy"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("name", ["numpy", "cupy-standin"])
+def test_an_estimator_given_a_backend_instance_pickles(name):
+    """Grid searches with n_jobs > 1 pickle the estimator, backend parameter and all."""
+    import pickle
+
+    from conftest import BACKEND_FACTORIES
+
+    backend = BACKEND_FACTORIES[name]()
+    X, y = _xy(100, 3)
+    est = gpunn.MLPClassifier(**TINY, backend=backend).fit(X, y)
+    twin = pickle.loads(pickle.dumps(est))
+    assert type(twin.backend) is type(backend) and twin.backend.name == backend.name
+    assert np.array_equal(twin.predict(X), est.predict(X))
+    assert pickle.loads(pickle.dumps(gpunn.backends.NumpyBackend(compiled=False))).compiled is False

@@ -7,6 +7,7 @@ handed to a ``float`` parameter would be read as the wrong bits on the device.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,10 @@ class CupyBackend(Backend):
         self._kernel_sets: dict[str, kernels.KernelSet] = {}
         self._functions: dict[tuple, Any] = {}
         self._gemm = CublasGemm(xp) if CublasGemm.usable(xp) else None
+
+    def __reduce__(self):
+        """Pickled as the name of its array module (kernels and handles are rebuilt)."""
+        return _cupy_backend_of, (self.xp.__name__,)
 
     def _kernel(self, name: str, dtype) -> Any:
         # one dict lookup a launch: naming the dtype costs more than the lookup itself
@@ -245,3 +250,12 @@ class CupyBackend(Backend):
             "cupy": xp.__version__,
             "cuda_runtime": str(xp.cuda.runtime.runtimeGetVersion()),
         }
+
+
+def _cupy_backend_of(module_name: str) -> CupyBackend:
+    """The backend of a CuPy-like module, by name: gpunn's own for CuPy itself."""
+    if module_name == "cupy":
+        from . import get_backend
+
+        return get_backend("cupy")
+    return CupyBackend(importlib.import_module(module_name))

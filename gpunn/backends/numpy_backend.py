@@ -43,6 +43,11 @@ class NumpyBackend(Backend):
         self._thread = threading.local()
         self.compiled = compiled
 
+    def __reduce__(self):
+        """Pickled as its settings (an estimator given this backend pickles, e.g. for a
+        grid search's worker processes); the scratch buffers start afresh."""
+        return type(self), (self.compiled,)
+
     def _kernels(self) -> cpu_kernels.CpuKernels | None:
         return cpu_kernels.load()[0] if self.compiled else None
 
