@@ -319,3 +319,5 @@ def test_an_estimator_given_a_backend_instance_pickles(name):
     assert type(twin.backend) is type(backend) and twin.backend.name == backend.name
     assert np.array_equal(twin.predict(X), est.predict(X))
     assert pickle.loads(pickle.dumps(gpunn.backends.NumpyBackend(compiled=False))).compiled is False
+    shared = gpunn.get_backend("numpy")
+    assert pickle.loads(pickle.dumps(shared)) is shared  # a model on it stays put

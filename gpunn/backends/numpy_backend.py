@@ -46,7 +46,7 @@ class NumpyBackend(Backend):
     def __reduce__(self):
         """Pickled as its settings (an estimator given this backend pickles, e.g. for a
         grid search's worker processes); the scratch buffers start afresh."""
-        return type(self), (self.compiled,)
+        return _numpy_backend_of, (self.compiled,)
 
     def _kernels(self) -> cpu_kernels.CpuKernels | None:
         return cpu_kernels.load()[0] if self.compiled else None
@@ -332,3 +332,12 @@ def _apply_activation(activation: str, x: np.ndarray) -> np.ndarray:
         raise ValueError(f"unknown activation {activation!r}; expected one of {list(ACTIVATIONS)}")
     return x
 
+
+def _numpy_backend_of(compiled: bool) -> NumpyBackend:
+    """gpunn's shared NumPy backend (so a model on it need not move), or one without the
+    compiled kernels."""
+    if compiled:
+        from . import get_backend
+
+        return get_backend("numpy")
+    return NumpyBackend(compiled=False)
